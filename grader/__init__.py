@@ -1,0 +1,3 @@
+"""An autograder for PyTorch courses."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,312 @@
+"""What a check works with: calls into the submission, the reference, and expectations.
+
+A `Context` is bound to one exercise, one submission session and one device. `ctx.call(...)`
+runs the student's function in the worker on the given inputs (placed on the device being
+checked) and returns a `Reply` of inert data; `ctx.reference(...)` runs the trusted solution on
+copies of the same inputs here, in the grader; the `expect_*` methods compare the two and raise
+`Mismatch`/`StudentError` with a message that ends with the input that was used.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import time
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+import hypothesis
+import numpy as np
+import torch
+
+from grader import codec
+from grader.describe import describe, shape_text, type_name
+from grader.failures import ForbiddenCall, Mismatch, NameMissing, StudentError, TimedOut
+from grader.session import Reply, SubmissionSession
+from grader.spec import Exercise
+from grader.wire import Handle, TensorData
+
+# Errors from tensors that met on different devices (what a missing `device=x.device` causes).
+_DEVICE_MIX = re.compile(
+    r"(same device|expected device|is on (cpu|cuda|meta)|device (cpu|cuda|meta)|"
+    r"different devices?|devices? (of|for)|cuda:0 and cpu|cpu and cuda|meta and cpu|cpu and meta)",
+    re.IGNORECASE,
+)
+
+
+class Context:
+    """The toolbox of one property check, for one exercise, on one device."""
+
+    def __init__(self, exercise: Exercise, session: SubmissionSession, reference: ModuleType,
+                 device: str, *, budget_seconds: float) -> None:
+        self.exercise = exercise
+        self.session = session
+        self.reference_module = reference
+        self.device = device
+        self.deadline = time.monotonic() + budget_seconds
+        self.budget_seconds = budget_seconds
+        self.inputs: list[tuple[str, Any]] = []
+        self.seed = 0
+
+    # -- calling the submission ----------------------------------------------------------------
+
+    @property
+    def meta(self) -> bool:
+        return self.device == "meta"
+
+    def call(self, *args: Any, **kwargs: Any) -> Reply:
+        """Call the exercise's function (or class) with these inputs, in the worker."""
+        self.record_inputs(args, kwargs)
+        target = {"part": self.exercise.part, "name": self.exercise.name}
+        reply = self._checked(self._call(target, args, kwargs, report_args=True,
+                                         forbid=self.exercise.forbid))
+        if self.exercise.inputs_unchanged and reply.args_after is not None:
+            for (name, before), after in zip(self.inputs, reply.args_after, strict=False):
+                if isinstance(before, torch.Tensor):
+                    self.expect_unchanged(after, before, name)
+                elif isinstance(before, list):
+                    for item_before, item_after in zip(before, after or [], strict=False):
+                        if isinstance(item_before, torch.Tensor):
+                            self.expect_unchanged(item_after, item_before, name)
+        return reply
+
+    def construct(self, *args: Any) -> Handle:
+        """Instantiate the exercise's class in the worker; returns a handle to the instance."""
+        self.record_inputs(args, {}, names=self._init_parameter_names())
+        target = {"part": self.exercise.part, "name": self.exercise.name}
+        reply = self._checked(self._call(target, args, {}, keep=True))
+        return reply.value
+
+    def method(self, handle: Handle, name: str, *args: Any, record: bool = True) -> Reply:
+        """Call a method of an object kept in the worker (e.g. `forward` of a module)."""
+        if record:
+            self.inputs = [entry for entry in self.inputs if not entry[0].startswith("input")]
+            self.inputs += [(f"input to {name}" if len(args) == 1 else f"input {i} to {name}",
+                             arg) for i, arg in enumerate(args)]
+        return self._checked(self._call({"handle": handle.number, "method": name}, args, {},
+                                        report_args=False, forbid=self.exercise.forbid))
+
+    def fixture(self, name: str, *args: Any, keep: bool = True) -> Any:
+        """Build a trusted helper object in the worker (see `grader.fixtures`)."""
+        reply = self._call({"fixture": name}, args, {}, keep=keep)
+        if reply.status != "ok":
+            raise RuntimeError(f"fixture {name} failed in the worker: {reply.error}")
+        return reply.value
+
+    def inspect(self, handle: Handle, what: str = "describe_module") -> Any:
+        """Plain-data facts about a kept object (parameters, buffers, submodules...)."""
+        return self.fixture(what, handle, keep=False)
+
+    def _call(self, target: dict, args: Sequence[Any], kwargs: dict, *, keep: bool = False,
+              report_args: bool = False, forbid: tuple[str, ...] = ()) -> Reply:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimedOut(f"checking this exercise took longer than {self.budget_seconds:g} s "
+                           "in total; is your code very slow?")
+        encode_device = self.device
+        encoded_args = [self._encode(arg, encode_device) for arg in args]
+        encoded_kwargs = ({codec.KIND: "dict", "items": [[key, self._encode(value, encode_device)]
+                                                         for key, value in kwargs.items()]}
+                          if kwargs else None)
+        return self.session.call(
+            target, encoded_args, kwargs=encoded_kwargs, seed=self.seed, forbid=forbid,
+            keep=keep, report_args=report_args,
+            timeout=min(self.session.limits.call_seconds, max(remaining, 0.5)),
+        )
+
+    def _encode(self, value: Any, device: str) -> Any:
+        if isinstance(value, Handle):
+            return {codec.KIND: "handle", "number": value.number, "type": value.type_name}
+        if isinstance(value, (list, tuple)) and any(isinstance(v, Handle) for v in value):
+            items = [self._encode(v, device) for v in value]
+            return items if isinstance(value, list) else {codec.KIND: "tuple", "items": items}
+        return codec.encode(value, device=device, exact_layout=True)
+
+    def _checked(self, reply: Reply) -> Reply:
+        """Turn a reply into a value, or into the failure it stands for."""
+        if reply.forbidden:
+            names = ", ".join(reply.forbidden)
+            raise ForbiddenCall(f"your code called a function that this exercise does not allow "
+                                f"(it used {names}); write it yourself with basic tensor "
+                                "operations")
+        if reply.status.startswith("part-") or reply.status == "missing":
+            raise NameMissing(reply.error["message"] if reply.error else "missing")
+        if reply.status == "error":
+            error = reply.error or {}
+            message = error_text(error)
+            if self.meta:
+                if _DEVICE_MIX.search(error.get("message", "")):
+                    self.fail("Your code mixed tensors from different devices. It raised:\n  "
+                              + message + "\nCreate new tensors on the input's device, e.g. "
+                              "torch.zeros(..., device=x.device).")
+                hypothesis.reject()  # the meta device cannot run everything: no verdict
+            if error.get("type") == "NotImplementedError":
+                self.error("is not implemented yet (it raises NotImplementedError)", inputs=False)
+            self.error(f"raised an error: {message}")
+        return reply
+
+    # -- the reference -------------------------------------------------------------------------
+
+    def reference(self, *args: Any, **kwargs: Any) -> Any:
+        """The trusted solution's answer for (copies of) these inputs, computed here."""
+        function = getattr(self.reference_module, self.exercise.name)
+        return function(*[copy_input(arg) for arg in args],
+                        **{key: copy_input(value) for key, value in kwargs.items()})
+
+    def reference_attribute(self, name: str) -> Any:
+        return getattr(self.reference_module, name)
+
+    # -- inputs shown in feedback --------------------------------------------------------------
+
+    def record_inputs(self, args: Sequence[Any], kwargs: dict,
+                      names: list[str] | None = None) -> None:
+        names = names or self._parameter_names()
+        self.inputs = [(names[i] if i < len(names) else f"argument {i + 1}", value)
+                       for i, value in enumerate(args)]
+        self.inputs += list(kwargs.items())
+
+    def _parameter_names(self) -> list[str]:
+        target = getattr(self.reference_module, self.exercise.name, None)
+        try:
+            return list(inspect.signature(target).parameters)
+        except (TypeError, ValueError):
+            return []
+
+    def _init_parameter_names(self) -> list[str]:
+        target = getattr(self.reference_module, self.exercise.name, None)
+        try:
+            return [name for name in inspect.signature(target.__init__).parameters
+                    if name != "self"]
+        except (TypeError, ValueError, AttributeError):
+            return []
+
+    def input_text(self) -> str:
+        if not self.inputs:
+            return ""
+        where = " (sent to your code on the meta device)" if self.meta else \
+            (f" (on {self.device})" if self.device != "cpu" else "")
+        lines = [f"  {name} = {describe(value)}".replace("\n", "\n    ")
+                 for name, value in self.inputs]
+        return f"\nSmallest failing input found{where}:\n" + "\n".join(lines)
+
+    # -- verdicts ------------------------------------------------------------------------------
+
+    def fail(self, message: str, *, inputs: bool = True) -> None:
+        """Raise a Mismatch with this message and the input that produced it."""
+        raise Mismatch(message + (self.input_text() if inputs else ""))
+
+    def error(self, message: str, *, inputs: bool = True) -> None:
+        """Raise a StudentError: the code raised or returned the wrong type."""
+        raise StudentError(f"Your code {message}" + (self.input_text() if inputs else ""))
+
+    def expect(self, condition: bool, message: str) -> None:
+        if not condition:
+            self.fail(message)
+
+    def expect_type(self, value: Any, kinds: type | tuple[type, ...], what: str,
+                    wanted: str) -> None:
+        """A wrong return type is an `error` (as the results contract says)."""
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in
+                                            (kinds if isinstance(kinds, tuple) else (kinds,))):
+            self.error(f"returned {type_name(value)} for {what}, but {wanted} is expected: "
+                       f"{describe(value)}")
+
+    def expect_tensor(self, got: Any, expected: torch.Tensor, what: str = "the returned tensor",
+                      *, rtol: float | None = None, atol: float | None = None,
+                      check_dtype: bool = True, compare_values: bool = True) -> None:
+        """`got` must be a tensor on the checked device with the expected shape, dtype and
+        values (values are not compared on the meta device, which holds none)."""
+        self.expect_type(got, TensorData, what, "a torch.Tensor")
+        if got.device_type != self.device:
+            self.fail(f"{capital(what)} is on the device '{got.device}', but the inputs were on "
+                      f"'{self.device}'. Create tensors with device=x.device (or use *_like / "
+                      "x.new_* functions) so results stay on the input's device.")
+        if tuple(got.shape) != tuple(expected.shape):
+            self.fail(f"{capital(what)} has shape {shape_text(got.shape)}, but it should have "
+                      f"shape {shape_text(tuple(expected.shape))}.")
+        expected_dtype = codec.dtype_name(expected.dtype)
+        if check_dtype and got.dtype != expected_dtype:
+            self.fail(f"{capital(what)} has dtype {got.dtype}, but it should have dtype "
+                      f"{expected_dtype}.")
+        if got.values is None or self.meta or not compare_values:
+            return
+        try:
+            torch.testing.assert_close(got.values, expected.detach().cpu().to(got.values.dtype),
+                                       rtol=rtol, atol=atol, equal_nan=True, check_dtype=False)
+        except AssertionError:
+            self.fail(f"{capital(what)} has the wrong values.\n"
+                      f"  expected: {describe(expected.detach().cpu())}\n"
+                      f"  got:      {describe(got)}"
+                      + difference_text(got.values, expected.detach().cpu()))
+
+    def expect_unchanged(self, after: Any, before: torch.Tensor, name: str) -> None:
+        """An input tensor must come back with the same values and no in-place writes."""
+        if not isinstance(after, TensorData):
+            return
+        changed = after.version != 0
+        if not changed and after.values is not None and not self.meta:
+            changed = not torch.equal(after.values, before.detach().cpu().to(after.values.dtype))
+        if changed:
+            self.fail(f"Your code changed its input `{name}` in place; it must leave its inputs "
+                      "unchanged (work on a copy, e.g. x.clone(), or use out-of-place "
+                      "operations).")
+
+    def expect_float(self, value: Any, expected: float, what: str, *, rtol: float = 1e-5,
+                     atol: float = 1e-6) -> None:
+        self.expect_type(value, (float, int), what, "a Python float")
+        if not np.isclose(value, expected, rtol=rtol, atol=atol, equal_nan=True):
+            self.fail(f"{capital(what)} is {value!r}, but it should be {expected!r}.")
+
+
+def capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def error_text(error: dict) -> str:
+    """`ValueError: ... (tensors.py, line 12: x.view(2, -1))`"""
+    text = f"{error.get('type', 'Error')}: {error.get('message', '')}".strip()
+    frames = error.get("frames") or []
+    if frames:
+        last = frames[-1]
+        text += f"\n  at {last['file']}, line {last['line']}"
+        if last.get("code"):
+            text += f": {last['code']}"
+    elif error.get("where"):
+        text += f"\n  at {error['where']}"
+    return text
+
+
+def difference_text(got: torch.Tensor, expected: torch.Tensor) -> str:
+    """Where the largest difference is, for tensors too big to show whole."""
+    if got.numel() <= 12 or got.shape != expected.shape:
+        return ""
+    try:
+        difference = (got.double() - expected.double()).abs().nan_to_num(nan=float("inf"))
+        flat_index = int(difference.argmax())
+    except (RuntimeError, TypeError):
+        return ""
+    index = tuple(int(i) for i in np.unravel_index(flat_index, tuple(got.shape)))
+    return (f"\n  first big difference at index {list(index)}: expected "
+            f"{expected[index].item():.6g}, got {got[index].item():.6g}")
+
+
+def copy_input(value: Any) -> Any:
+    """An independent copy of an input (same values, grad state and layout)."""
+    if isinstance(value, torch.Tensor):
+        copy = value.detach().clone(memory_format=torch.preserve_format)
+        if value.requires_grad:
+            copy.requires_grad_(True)
+            if not value.is_leaf:
+                copy = copy * 1
+        return copy
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, list):
+        return [copy_input(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(copy_input(item) for item in value)
+    return value
+
+
+Check = Callable[..., None]

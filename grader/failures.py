@@ -1,0 +1,56 @@
+"""The ways a property can fail, as exceptions carrying the student-facing message.
+
+`Mismatch` and `StudentError` are ordinary exceptions: hypothesis shrinks them to the smallest
+failing input. `Abort` and its subclasses derive from BaseException so hypothesis stops at once:
+there is nothing to learn from shrinking a timeout, a dead worker or a forbidden call, and each
+retry would cost another deadline.
+"""
+
+from __future__ import annotations
+
+# Statuses of the results contract, from the least to the most severe.
+PASSED = "passed"
+FAILED = "failed"
+ERROR = "error"
+TIMEOUT = "timeout"
+MISSING = "missing"
+FORBIDDEN = "forbidden"
+SEVERITY = [PASSED, FAILED, ERROR, TIMEOUT, MISSING, FORBIDDEN]
+
+
+class Mismatch(AssertionError):
+    """The code ran but its result (or a side effect) differs from the contract."""
+
+    status = FAILED
+
+
+class StudentError(Exception):
+    """The student's code raised, or returned a value of the wrong type."""
+
+    status = ERROR
+
+
+class Abort(BaseException):
+    """Stop checking this property now (no shrinking)."""
+
+    status = ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TimedOut(Abort):
+    status = TIMEOUT
+
+
+class Crashed(Abort):
+    status = ERROR
+
+
+class ForbiddenCall(Abort):
+    status = FORBIDDEN
+
+
+class NameMissing(Abort):
+    status = MISSING

@@ -1,0 +1,125 @@
+"""Grading results as plain data, and their machine-readable forms (results.json, grades.csv).
+
+Every renderer (terminal, HTML, JSON, CSV) takes these same objects. Timing lives in
+`seconds` fields that are never written to results.json, so the file is byte-identical from run
+to run for the same submissions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.failures import PASSED, SEVERITY
+
+
+def points(value: float) -> float:
+    """Scores rounded so that 0.1 + 0.2 prints as 0.3."""
+    return round(float(value) + 0.0, 4)
+
+
+@dataclass
+class CheckResult:
+    """One scored property of an exercise (e.g. "leaves t unchanged")."""
+
+    name: str
+    description: str
+    status: str
+    score: float
+    max_score: float
+    feedback: str = ""
+
+
+@dataclass
+class ExerciseResult:
+    """The verdict for one exercise of one submission."""
+
+    id: str
+    score: float
+    max_score: float
+    status: str
+    feedback: str
+    checks: list[CheckResult] = field(default_factory=list)
+    summary: str = ""
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+
+@dataclass
+class SubmissionResult:
+    """Every exercise's verdict for one submission folder."""
+
+    id: str
+    exercises: list[ExerciseResult]
+    seconds: float = 0.0
+    devices: tuple[str, ...] = ("cpu",)
+
+    @property
+    def score(self) -> float:
+        return points(sum(ex.score for ex in self.exercises))
+
+    @property
+    def max_score(self) -> float:
+        return points(sum(ex.max_score for ex in self.exercises))
+
+    @property
+    def passed_count(self) -> int:
+        return sum(ex.passed for ex in self.exercises)
+
+    def status_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(SEVERITY, 0)
+        for ex in self.exercises:
+            counts[ex.status] += 1
+        return counts
+
+
+def exercise_json(ex: ExerciseResult) -> dict:
+    return {
+        "id": ex.id, "score": points(ex.score), "max_score": points(ex.max_score),
+        "status": ex.status, "feedback": ex.feedback,
+        "checks": [{"name": check.name, "description": check.description,
+                    "status": check.status, "score": points(check.score),
+                    "max_score": points(check.max_score), "feedback": check.feedback}
+                   for check in ex.checks],
+    }
+
+
+def submission_json(result: SubmissionResult) -> dict:
+    return {"id": result.id, "score": result.score, "max_score": result.max_score,
+            "exercises": [exercise_json(ex) for ex in result.exercises]}
+
+
+def results_json(results: list[SubmissionResult], *, devices: tuple[str, ...]) -> str:
+    """The results.json text of the contract (plus a `grader` block), deterministic."""
+    from grader import __version__
+
+    document = {
+        "submissions": [submission_json(r) for r in sorted(results, key=lambda r: r.id)],
+        "grader": {"version": __version__, "devices": list(devices)},
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def grades_csv(results: list[SubmissionResult]) -> str:
+    """One row per submission: id, score, max_score, percent, then one column per exercise."""
+    ordered = sorted(results, key=lambda r: r.id)
+    exercise_ids = [ex.id for ex in ordered[0].exercises] if ordered else []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "score", "max_score", "percent", *exercise_ids])
+    for result in ordered:
+        percent = 100 * result.score / result.max_score if result.max_score else 0.0
+        writer.writerow([result.id, result.score, result.max_score, f"{percent:.1f}",
+                         *[points(ex.score) for ex in result.exercises]])
+    return buffer.getvalue()
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

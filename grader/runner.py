@@ -1,0 +1,267 @@
+"""Grading: run every property of every exercise against one submission, or a whole class.
+
+For each property the runner builds a hypothesis test from the property's strategies with the
+grading settings (fixed seed, no example database, no deadline, one bug reported), runs it on
+each selected device and turns the outcome into a scored `CheckResult`. The student's code runs
+in the submission's worker (`grader.session`); everything here is the trusted side.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hypothesis
+from hypothesis import HealthCheck, Phase, Verbosity
+
+from grader import pack
+from grader.context import Context
+from grader.failures import (
+    ERROR,
+    FAILED,
+    FORBIDDEN,
+    MISSING,
+    PASSED,
+    SEVERITY,
+    TIMEOUT,
+    Abort,
+    Mismatch,
+    StudentError,
+)
+from grader.results import CheckResult, ExerciseResult, SubmissionResult, points
+from grader.session import Limits, SubmissionSession
+from grader.spec import CPU_ONLY, EACH_DEVICE, META, Exercise, Property
+
+DEFAULT_EXAMPLES = 30
+PROFILE = "grading"
+hypothesis.settings.register_profile(
+    PROFILE,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    report_multiple_bugs=False,
+    phases=(Phase.explicit, Phase.generate, Phase.shrink),
+    print_blob=False,
+    verbosity=Verbosity.quiet,
+    max_examples=DEFAULT_EXAMPLES,
+)
+
+
+@dataclass
+class Options:
+    """How thoroughly and where to grade."""
+
+    devices: tuple[str, ...] = ("cpu",)
+    examples: int = DEFAULT_EXAMPLES
+    limits: Limits = field(default_factory=Limits)
+    only: tuple[str, ...] = ()  # exercise ids (or part names) to grade; empty means all
+
+
+def available_devices() -> tuple[str, ...]:
+    import torch
+
+    return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
+
+def grading_settings(max_examples: int) -> hypothesis.settings:
+    return hypothesis.settings(hypothesis.settings.get_profile(PROFILE),
+                               max_examples=max_examples)
+
+
+def build_test(prop: Property, examples: int) -> Callable[[Context], None]:
+    """The hypothesis test of a property, built fresh with the grading settings."""
+
+    @functools.wraps(prop.test)
+    def run_example(ctx: Context, *args: object, **kwargs: object) -> None:
+        ctx.session.reset()
+        prop.test(ctx, *args, **kwargs)
+
+    count = prop.max_examples if prop.max_examples is not None else examples
+    count = max(1, min(count, examples)) if prop.max_examples is not None else examples
+    if not prop.strategies:
+        return run_example
+    test = hypothesis.given(**prop.strategies)(run_example)
+    for explicit in prop.examples:
+        test = hypothesis.example(**explicit)(test)
+    return grading_settings(count)(test)
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    """Hypothesis wraps some failures (flaky, grouped); find the student-facing one."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+def run_property(prop: Property, ctx: Context, examples: int) -> tuple[str, str]:
+    """Run one property on one device: (status, feedback)."""
+    test = build_test(prop, examples)
+    try:
+        test(ctx)
+    except Abort as abort:
+        return abort.status, abort.message
+    except hypothesis.errors.Unsatisfiable:
+        return PASSED, ""  # every example was inconclusive (e.g. unsupported on meta)
+    except (Mismatch, StudentError) as failure:
+        return failure.status, str(failure)
+    except BaseException as error:  # noqa: BLE001 - hypothesis groups, flaky reruns, bugs
+        inner = _unwrap(error)
+        if isinstance(inner, (Mismatch, StudentError)):
+            return inner.status, str(inner)
+        if isinstance(inner, Abort):
+            return inner.status, inner.message
+        if isinstance(inner, (KeyboardInterrupt, SystemExit)):
+            raise
+        return ERROR, (f"The grader could not finish this check ({type(inner).__name__}: "
+                       f"{inner}). Please tell your instructor.")
+    return PASSED, ""
+
+
+def devices_for(prop: Property, options: Options) -> tuple[str, ...]:
+    if prop.devices == META:
+        return ("meta",)
+    if prop.devices == CPU_ONLY:
+        return ("cpu",)
+    assert prop.devices == EACH_DEVICE
+    return options.devices
+
+
+def grade_exercise(exercise: Exercise, session: SubmissionSession,
+                   options: Options) -> ExerciseResult:
+    """Every property of one exercise: points for each, the worst status overall."""
+    started = time.perf_counter()
+    state = session.part(exercise.part)
+    early = None
+    if state.status != "ok":
+        early = (MISSING if state.status == "missing" else
+                 TIMEOUT if state.status == "timeout" else ERROR, state.message)
+    elif exercise.name not in state.names:
+        early = (MISSING, f"{exercise.part}.py has no `{exercise.name}`: define it with exactly "
+                 "this name (see the exercise stub).")
+    if early is not None:
+        status, message = early
+        checks = [CheckResult(p.name, p.description, status, 0.0, p.points, message)
+                  for p in exercise.properties]
+        return ExerciseResult(exercise.id, 0.0, exercise.max_score, status, message, checks,
+                              exercise.summary, time.perf_counter() - started)
+
+    reference = pack.reference(exercise.part)
+    checks: list[CheckResult] = []
+    stop: tuple[str, str] | None = None  # after a timeout or forbidden call, skip the rest
+    for prop in exercise.properties:
+        status, message = PASSED, ""
+        if stop is not None:
+            status, message = stop[0], "not checked: " + stop[1]
+        elif prop.devices == META and checks and checks[0].status != PASSED:
+            # the device probe reuses the main check: it proves nothing while that one fails
+            status, message = checks[0].status, "not checked: the main check did not pass yet"
+        else:
+            for device in devices_for(prop, options):
+                ctx = Context(exercise, session, reference, device,
+                              budget_seconds=options.limits.exercise_seconds)
+                status, message = run_property(prop, ctx, options.examples)
+                if status != PASSED:
+                    if device == "cuda":
+                        message = "On the GPU (cuda): " + message
+                    break
+            if status in (TIMEOUT, FORBIDDEN):
+                stop = (status, "an earlier check of this exercise "
+                        + ("timed out" if status == TIMEOUT else "found a forbidden call"))
+        score = prop.points if status == PASSED else 0.0
+        checks.append(CheckResult(prop.name, prop.description, status, score, prop.points,
+                                  message))
+
+    status = max((check.status for check in checks), key=SEVERITY.index, default=PASSED)
+    score = 0.0 if status == FORBIDDEN else sum(check.score for check in checks)
+    return ExerciseResult(exercise.id, points(score), exercise.max_score, status,
+                          exercise_feedback(checks), checks, exercise.summary,
+                          time.perf_counter() - started)
+
+
+def exercise_feedback(checks: list[CheckResult]) -> str:
+    """One text for results.json: what failed and why, or what was verified."""
+    failed = [check for check in checks if check.status != PASSED]
+    if not failed:
+        return "Passed: " + "; ".join(check.description for check in checks) + "."
+    parts = []
+    for check in failed:
+        if check.feedback.startswith("not checked:") and len(failed) > 1:
+            continue
+        parts.append(f"[{check.status}] {check.description}:\n{check.feedback}".rstrip())
+    return "\n\n".join(parts)
+
+
+def selected(options: Options) -> list[Exercise]:
+    chosen = []
+    for exercise in pack.exercises():
+        if not options.only or exercise.id in options.only or exercise.part in options.only:
+            chosen.append(exercise)
+    return chosen
+
+
+def grade_submission(submission_dir: Path, options: Options | None = None,
+                     submission_id: str | None = None,
+                     on_exercise: Callable[[ExerciseResult], None] | None = None
+                     ) -> SubmissionResult:
+    """Grade one submission folder: a fresh worker, every selected exercise, in order."""
+    options = options or Options()
+    started = time.perf_counter()
+    results = []
+    with SubmissionSession(Path(submission_dir), limits=options.limits,
+                           env=worker_environment(options.devices)) as session:
+        session.cuda_available = "cuda" in options.devices
+        for exercise in selected(options):
+            result = grade_exercise(exercise, session, options)
+            results.append(result)
+            if on_exercise is not None:
+                on_exercise(result)
+    return SubmissionResult(submission_id or Path(submission_dir).name, results,
+                            time.perf_counter() - started, options.devices)
+
+
+def worker_environment(devices: tuple[str, ...]) -> dict[str, str]:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"
+    if "cuda" not in devices:
+        env["CUDA_VISIBLE_DEVICES"] = ""  # pick_device() must then answer cpu
+    return env
+
+
+# --- a class ----------------------------------------------------------------------------------
+
+
+def submission_folders(submissions_dir: Path) -> list[Path]:
+    """Every sub-folder is one submission (hidden folders and __pycache__ skipped), sorted."""
+    return sorted(
+        (path for path in Path(submissions_dir).iterdir()
+         if path.is_dir() and not path.name.startswith((".", "__"))),
+        key=lambda path: path.name,
+    )
+
+
+def _grade_one(folder: Path, options: Options) -> SubmissionResult:
+    return grade_submission(folder, options)
+
+
+def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1
+                ) -> Iterator[SubmissionResult]:
+    """Grade many submissions, `jobs` at a time; yields results as they finish."""
+    if jobs <= 1 or len(folders) <= 1:
+        for folder in folders:
+            yield grade_submission(folder, options)
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(folders)), mp_context=context) as pool:
+        futures = [pool.submit(_grade_one, folder, options) for folder in folders]
+        from concurrent.futures import as_completed
+
+        for future in as_completed(futures):
+            yield future.result()
