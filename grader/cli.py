@@ -1,3 +1,190 @@
-x=1
-def main():
-    pass
+"""The `grader` command: thin click commands over `grader.runner` and `grader.outputs`.
+
+Commands only parse arguments and print; expected problems (a wrong path, an unavailable device)
+raise `click.ClickException`, which click prints as a one-line `Error: ...`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+SHARED_OPTIONS_HELP = {
+    "device": "Where to run the checks: cpu, cuda, or all available devices (default).",
+    "examples": "Generated examples per check (more is more thorough and slower).",
+}
+
+
+def _devices(choice: str) -> tuple[str, ...]:
+    from grader.runner import available_devices
+
+    available = available_devices()
+    if choice == "all":
+        return available
+    if choice not in available:
+        raise click.ClickException(f"--device {choice}: no {choice.upper()} device is available "
+                                   f"here (available: {', '.join(available)})")
+    return (choice,)
+
+
+def _options(device: str, examples: int, only: tuple[str, ...]):  # noqa: ANN202
+    from grader import pack
+    from grader.runner import Options
+
+    known = set(pack.exercise_ids()) | set(pack.PARTS)
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise click.ClickException(f"--only {unknown[0]}: no such exercise or part (see "
+                                   "`grader list`)")
+    return Options(devices=_devices(device), examples=examples, only=only)
+
+
+def _check_folder(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise click.ClickException(f"{what} {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise click.ClickException(f"{what} {str(path)!r} is not a folder")
+    return path
+
+
+device_option = click.option("--device", type=click.Choice(["all", "cpu", "cuda"]),
+                             default="all", show_default=True, help=SHARED_OPTIONS_HELP["device"])
+examples_option = click.option("--examples", type=click.IntRange(1, 10_000), default=30,
+                               show_default=True, help=SHARED_OPTIONS_HELP["examples"])
+only_option = click.option("--only", multiple=True, metavar="ID",
+                           help="Grade only this exercise (e.g. tensors.softmax) or part "
+                           "(e.g. autograd); repeatable.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="torch-grader")
+def main() -> None:
+    """Grade PyTorch exercises: run a submission's code in a separate worker process on
+    generated inputs, compare it with the reference solutions, and explain every failure.
+
+    \b
+    Students:     grader check my_work/
+    Instructors:  grader grade submissions/ --out results/
+    """
+
+
+@main.command()
+@click.argument("path", required=False, default="exercises",
+                type=click.Path(path_type=Path, file_okay=True, dir_okay=True))
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+              default="report.html", show_default=True, help="Where to write the HTML report.")
+@device_option
+@examples_option
+@only_option
+def check(path: Path, report_path: Path, device: str, examples: int,
+          only: tuple[str, ...]) -> None:
+    """Check one submission folder (default: exercises/) before you hand it in.
+
+    Prints a table of every exercise with its points, explains each failure with the smallest
+    input that goes wrong, and writes an HTML report. Exits with status 0 only when every
+    exercise passed.
+
+    \b
+    Example:
+      grader check exercises/
+      grader check my_work/ --only tensors.softmax --report softmax.html
+    """
+    from grader import outputs, runner, terminal
+
+    _check_folder(path, "submission folder")
+    options = _options(device, examples, only)
+    started = time.perf_counter()
+    interactive = sys.stdout.isatty()
+
+    def progress(ex) -> None:  # noqa: ANN001
+        click.echo(terminal.exercise_line(ex))
+
+    click.echo(f"Checking {path} on {', '.join(options.devices)}...\n")
+    result = runner.grade_submission(path, options, submission_id=path.resolve().name,
+                                     on_exercise=progress if interactive else None)
+    if not interactive:
+        click.echo("\n".join(terminal.table(result).splitlines()[:-2]))
+    details = terminal.failure_details(result)
+    if details:
+        click.echo("\n" + details)
+    click.echo("\n" + terminal.table(result).splitlines()[-1])
+    outputs.write_submission_report(result, report_path)
+    click.echo(f"  Report: {report_path}   ({time.perf_counter() - started:.1f} s)")
+    sys.exit(0 if result.passed_count == len(result.exercises) else 1)
+
+
+@main.command()
+@click.argument("submissions", required=False,
+                type=click.Path(path_type=Path, file_okay=True, dir_okay=True))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              default="grading-report", show_default=True, help="Folder for the results.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 512), default=None,
+              help="Submissions graded in parallel (default: all cores).")
+@device_option
+@examples_option
+@only_option
+def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str,
+          examples: int, only: tuple[str, ...]) -> None:
+    """Grade every sub-folder of SUBMISSIONS (one folder per student) into OUT.
+
+    Writes OUT/results.json (the machine-readable grades), OUT/grades.csv, OUT/index.html (the
+    class summary: scores, per-exercise pass rates, a histogram) and OUT/<id>/report.html for
+    each student. Without SUBMISSIONS it grades the bundled example class.
+
+    \b
+    Example:
+      grader grade submissions/ --out results/ -j 4
+      grader grade                      # the bundled examples, into grading-report/
+    """
+    from grader import outputs, pack, runner
+
+    if submissions is None:
+        submissions = pack.pack_folder("examples")
+        click.echo(f"No SUBMISSIONS given: grading the bundled examples in {submissions}")
+    _check_folder(submissions, "submissions folder")
+    folders = runner.submission_folders(submissions)
+    if not folders:
+        raise click.ClickException(f"{submissions} has no sub-folders: put each submission in "
+                                   "its own folder (its name is the submission id)")
+    options = _options(device, examples, only)
+    jobs = jobs or os.cpu_count() or 1
+    started = time.perf_counter()
+    results = []
+    show_bar = sys.stderr.isatty()
+    with click.progressbar(length=len(folders), label="Grading", file=sys.stderr,
+                           show_eta=True, show_pos=True,
+                           item_show_func=lambda r: r.id if r else None) as bar:
+        for result in runner.grade_batch(folders, options, jobs=jobs):
+            results.append(result)
+            if show_bar:
+                bar.update(1, result)
+            else:
+                click.echo(f"  {result.id}: {result.score:g} / {result.max_score:g}")
+    written = outputs.write_class_outputs(results, out_dir, devices=options.devices)
+    elapsed = time.perf_counter() - started
+    click.echo(f"Graded {len(results)} submissions in {elapsed:.1f} s "
+               f"({elapsed / len(results):.2f} s each, {jobs} at a time).")
+    for kind, path in written.items():
+        click.echo(f"  {kind:<8} {path}")
+
+
+@main.command(name="list")
+def list_exercises() -> None:
+    """List the pack's exercises with their points and what each asks for.
+
+    \b
+    Example:
+      grader list
+    """
+    from grader import pack
+
+    exercises = pack.exercises()
+    width = max(len(ex.id) for ex in exercises)
+    for ex in exercises:
+        click.echo(f"{ex.id:<{width}}  {ex.max_score:>4g} pts  {ex.summary}")
+    click.echo(f"\n{len(exercises)} exercises, "
+               f"{sum(ex.max_score for ex in exercises):g} points in total.")

@@ -22,7 +22,14 @@ import torch
 
 from grader import codec
 from grader.describe import describe, shape_text, type_name
-from grader.failures import ForbiddenCall, Mismatch, NameMissing, StudentError, TimedOut
+from grader.failures import (
+    ForbiddenCall,
+    Mismatch,
+    NameMissing,
+    NotImplementedYet,
+    StudentError,
+    TimedOut,
+)
 from grader.session import Reply, SubmissionSession
 from grader.spec import Exercise
 from grader.wire import Handle, TensorData
@@ -47,6 +54,7 @@ class Context:
         self.deadline = time.monotonic() + budget_seconds
         self.budget_seconds = budget_seconds
         self.inputs: list[tuple[str, Any]] = []
+        self.input_labels: dict[str, str] = {}
         self.seed = 0
 
     # -- calling the submission ----------------------------------------------------------------
@@ -55,12 +63,14 @@ class Context:
     def meta(self) -> bool:
         return self.device == "meta"
 
-    def call(self, *args: Any, **kwargs: Any) -> Reply:
-        """Call the exercise's function (or class) with these inputs, in the worker."""
-        self.record_inputs(args, kwargs)
+    def call(self, *args: Any, watch_autograd: bool = False) -> Reply:
+        """Call the exercise's function with these inputs, in the worker. With
+        `watch_autograd`, the reply says whether a backward pass ran during the call."""
+        self.record_inputs(args, {})
         target = {"part": self.exercise.part, "name": self.exercise.name}
-        reply = self._checked(self._call(target, args, kwargs, report_args=True,
-                                         forbid=self.exercise.forbid))
+        reply = self._checked(self._call(target, args, {}, report_args=True,
+                                         forbid=self.exercise.forbid,
+                                         watch_autograd=watch_autograd))
         if self.exercise.inputs_unchanged and reply.args_after is not None:
             for (name, before), after in zip(self.inputs, reply.args_after, strict=False):
                 if isinstance(before, torch.Tensor):
@@ -99,7 +109,8 @@ class Context:
         return self.fixture(what, handle, keep=False)
 
     def _call(self, target: dict, args: Sequence[Any], kwargs: dict, *, keep: bool = False,
-              report_args: bool = False, forbid: tuple[str, ...] = ()) -> Reply:
+              report_args: bool = False, forbid: tuple[str, ...] = (),
+              watch_autograd: bool = False) -> Reply:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimedOut(f"checking this exercise took longer than {self.budget_seconds:g} s "
@@ -111,7 +122,7 @@ class Context:
                           if kwargs else None)
         return self.session.call(
             target, encoded_args, kwargs=encoded_kwargs, seed=self.seed, forbid=forbid,
-            keep=keep, report_args=report_args,
+            keep=keep, report_args=report_args, watch_autograd=watch_autograd,
             timeout=min(self.session.limits.call_seconds, max(remaining, 0.5)),
         )
 
@@ -142,7 +153,8 @@ class Context:
                               "torch.zeros(..., device=x.device).")
                 hypothesis.reject()  # the meta device cannot run everything: no verdict
             if error.get("type") == "NotImplementedError":
-                self.error("is not implemented yet (it raises NotImplementedError)", inputs=False)
+                raise NotImplementedYet("Not implemented yet: your function still raises "
+                                        "NotImplementedError. Replace the `raise` with your code.")
             self.error(f"raised an error: {message}")
         return reply
 
@@ -181,13 +193,17 @@ class Context:
         except (TypeError, ValueError, AttributeError):
             return []
 
+    def describe_input(self, name: str, text: str) -> None:
+        """Show input `name` as `text` in feedback (e.g. a function, a model)."""
+        self.input_labels[name] = text
+
     def input_text(self) -> str:
         if not self.inputs:
             return ""
         where = " (sent to your code on the meta device)" if self.meta else \
             (f" (on {self.device})" if self.device != "cpu" else "")
-        lines = [f"  {name} = {describe(value)}".replace("\n", "\n    ")
-                 for name, value in self.inputs]
+        lines = [f"  {name} = {self.input_labels.get(name) or describe(value)}"
+                 .replace("\n", "\n    ") for name, value in self.inputs]
         return f"\nSmallest failing input found{where}:\n" + "\n".join(lines)
 
     # -- verdicts ------------------------------------------------------------------------------

@@ -54,3 +54,9 @@ class ForbiddenCall(Abort):
 
 class NameMissing(Abort):
     status = MISSING
+
+
+class NotImplementedYet(Abort):
+    """The student's function still raises NotImplementedError (an untouched stub)."""
+
+    status = ERROR

@@ -122,3 +122,29 @@ WORKER_FIXTURES: dict[str, Callable[..., Any]] = {
     "scalar_function": scalar_function,
     "describe_module": describe_module,
 }
+
+
+def assorted_model(kind: str, seed: int) -> nn.Module:
+    """Models for counting and listing parameters: frozen layers and buffers included."""
+
+    def build() -> nn.Module:
+        if kind == "mlp":
+            return nn.Sequential(nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3))
+        if kind == "conv":
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                                 nn.Flatten(), nn.Linear(36, 2))
+        if kind == "frozen":
+            model = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 2, bias=False))
+            model[0].weight.requires_grad_(False)
+            return model
+        if kind == "embedding":
+            model = nn.Sequential(nn.Embedding(10, 3), nn.Flatten(), nn.Linear(6, 1))
+            model[0].requires_grad_(False)
+            return model
+        raise ValueError(kind)
+
+    return _seeded(seed, build)
+
+
+ASSORTED_MODELS = ("mlp", "conv", "frozen", "embedding")
+WORKER_FIXTURES["assorted_model"] = assorted_model

@@ -1,0 +1,200 @@
+"""Grading behaviour end to end: full marks, zero marks, and failures that cost only themselves."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from grader import pack, runner
+from grader.results import results_json
+from grader.session import Limits
+
+from .conftest import copy_solutions, statuses
+
+FAST_LIMITS = Limits(import_seconds=6, call_seconds=3, exercise_seconds=30)
+
+
+def test_solutions_get_full_marks(solutions_result) -> None:
+    assert statuses(solutions_result) == dict.fromkeys(pack.exercise_ids(), "passed")
+    assert solutions_result.score == solutions_result.max_score > 0
+
+
+def test_stubs_get_zero_cleanly(exercises_result) -> None:
+    assert exercises_result.score == 0
+    assert set(statuses(exercises_result).values()) == {"error"}
+    for ex in exercises_result.exercises:
+        assert "Not implemented yet" in ex.feedback, ex.id
+        assert "Traceback" not in ex.feedback
+
+
+def write(folder: Path, part: str, source: str) -> None:
+    (folder / f"{part}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+
+
+def append(folder: Path, part: str, source: str) -> None:
+    with open(folder / f"{part}.py", "a", encoding="utf-8") as handle:
+        handle.write("\n\n" + textwrap.dedent(source))
+
+
+def grade(folder: Path, *parts: str) -> dict:
+    options = runner.Options(only=parts, limits=FAST_LIMITS)
+    return runner.grade_submission(folder, options)
+
+
+def test_a_syntax_error_costs_only_its_file(tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "s", parts=("tensors", "autograd"))
+    write(folder, "tensors", "import torch\n\ndef from_nested(data)\n    return torch.tensor(data)\n")
+    result = grade(folder, "tensors", "autograd", "networks")
+    by_id = {ex.id: ex for ex in result.exercises}
+    assert {by_id[i].status for i in by_id if i.startswith("tensors.")} == {"error"}
+    assert "SyntaxError" in by_id["tensors.softmax"].feedback
+    assert "tensors.py, line 3" in by_id["tensors.softmax"].feedback
+    assert {by_id[i].status for i in by_id if i.startswith("autograd.")} == {"passed"}
+    assert {by_id[i].status for i in by_id if i.startswith("networks.")} == {"missing"}
+    assert "no networks.py" in by_id["networks.Net"].feedback
+
+
+def test_missing_name_is_missing_and_the_rest_is_graded(tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    source = (folder / "tensors.py").read_text()
+    (folder / "tensors.py").write_text(source.replace("def swap(", "def swap_axes("))
+    result = statuses(grade(folder, "tensors"))
+    assert result.pop("tensors.swap") == "missing"
+    assert set(result.values()) == {"passed"}
+
+
+def test_endless_loop_times_out_and_the_rest_is_graded(tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    append(folder, "tensors", """
+        def softmax(x, dim):
+            while True:
+                pass
+    """)
+    result = grade(folder, "tensors")
+    by_id = {ex.id: ex for ex in result.exercises}
+    assert by_id["tensors.softmax"].status == "timeout"
+    assert "did not finish within 3 s" in by_id["tensors.softmax"].feedback
+    others = {ex.status for ex in result.exercises if ex.id != "tensors.softmax"}
+    assert others == {"passed"}
+
+
+def test_a_hanging_import_times_out_that_file_only(tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "s", parts=("tensors", "autograd"))
+    append(folder, "autograd", "while True:\n    pass\n")
+    result = statuses(grade(folder, "tensors", "autograd"))
+    assert {v for k, v in result.items() if k.startswith("autograd.")} == {"timeout"}
+    assert {v for k, v in result.items() if k.startswith("tensors.")} == {"passed"}
+
+
+def test_exiting_the_interpreter_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    append(folder, "tensors", """
+        import os
+        import sys
+
+        def dot(u, v):
+            sys.exit(3)
+
+        def count_elements(x):
+            os._exit(0)
+    """)
+    result = grade(folder, "tensors")
+    by_id = {ex.id: ex for ex in result.exercises}
+    assert by_id["tensors.dot"].status == "error"
+    assert "sys.exit" in by_id["tensors.dot"].feedback
+    assert by_id["tensors.count_elements"].status == "error"
+    assert "ended early" in by_id["tensors.count_elements"].feedback
+    others = {ex.status for ex in result.exercises
+              if ex.id not in ("tensors.dot", "tensors.count_elements")}
+    assert others == {"passed"}
+
+
+def test_patching_torch_comparisons_changes_no_verdict(tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    append(folder, "tensors", """
+        import torch
+        import torch.testing
+
+        torch.allclose = lambda *args, **kwargs: True
+        torch.equal = lambda *args, **kwargs: True
+        torch.testing.assert_close = lambda *args, **kwargs: None
+
+        def softmax(x, dim):
+            return x.exp() / x.exp().sum(dim, keepdim=True)
+
+        def dot(u, v):
+            return (u * v).sum() + 1
+    """)
+    result = statuses(grade(folder, "tensors"))
+    assert result.pop("tensors.softmax") == "failed"
+    assert result.pop("tensors.dot") == "failed"
+    assert set(result.values()) == {"passed"}
+
+
+def test_output_floods_and_warnings_cost_nothing(tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    append(folder, "tensors", """
+        import sys
+        import warnings
+
+        import torch
+
+        def dot(u, v):
+            print("x" * 100_000)
+            print("noise", file=sys.stderr)
+            warnings.warn("NNPACK is not supported on this machine")
+            return torch.dot(u, v)
+    """)
+    assert statuses(grade(folder, "tensors"))["tensors.dot"] == "passed"
+
+
+def test_wrong_return_type_is_an_error_with_a_clear_message(tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    append(folder, "tensors", """
+        def select_rows(x, idx):
+            return x[idx].tolist()
+    """)
+    by_id = {ex.id: ex for ex in grade(folder, "tensors").exercises}
+    assert by_id["tensors.select_rows"].status == "error"
+    assert "returned a list" in by_id["tensors.select_rows"].feedback
+    assert "a torch.Tensor is expected" in by_id["tensors.select_rows"].feedback
+
+
+def test_grades_are_deterministic(tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "same", parts=("tensors",))
+    append(folder, "tensors", """
+        def softmax(x, dim):
+            e = (x - x.max()).exp()
+            return e / e.sum(dim, keepdim=True)
+    """)
+    first = grade(folder, "tensors")
+    second = grade(folder, "tensors")
+    assert results_json([first], devices=("cpu",)) == results_json([second], devices=("cpu",))
+    feedback = {ex.id: ex.feedback for ex in first.exercises}["tensors.softmax"]
+    assert "Smallest failing input found" in feedback
+    assert not (folder / ".hypothesis").exists()
+    assert not list(folder.glob("__pycache__"))
+
+
+def test_results_json_follows_the_contract(solutions_result) -> None:
+    document = json.loads(results_json([solutions_result], devices=("cpu",)))
+    (submission,) = document["submissions"]
+    assert list(submission)[:4] == ["id", "score", "max_score", "exercises"]
+    assert [ex["id"] for ex in submission["exercises"]] == pack.exercise_ids()
+    for ex in submission["exercises"]:
+        assert list(ex)[:5] == ["id", "score", "max_score", "status", "feedback"]
+        assert ex["status"] in {"passed", "failed", "error", "timeout", "missing", "forbidden"}
+        assert isinstance(ex["score"], float) and isinstance(ex["max_score"], float)
+    assert submission["score"] == sum(ex["score"] for ex in submission["exercises"])
+
+
+@pytest.mark.parametrize("bug", ["softmax__calls_torch_softmax"])
+def test_forbidden_calls_are_forbidden(bug_results, bug: str) -> None:
+    exercise_id, result = bug_results[f"tensors__{bug}"]
+    by_id = {ex.id: ex for ex in result.exercises}
+    assert by_id[exercise_id].status == "forbidden"
+    assert by_id[exercise_id].score == 0
+    assert "does not allow" in by_id[exercise_id].feedback
