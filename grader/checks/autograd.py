@@ -50,8 +50,8 @@ def gradients_of_q(ctx: Context, ab: list) -> None:
     reply = ctx.call(a, b)
     expect_pair(ctx, reply.value, "(dQ/da, dQ/db)")
     grad_a, grad_b = ctx.reference(a, b)
-    ctx.expect_tensor(reply.value[0], grad_a, "dQ/da (first item)", rtol=1e-5, atol=1e-5)
-    ctx.expect_tensor(reply.value[1], grad_b, "dQ/db (second item)", rtol=1e-5, atol=1e-5)
+    ctx.expect_tensor(reply.value[0], grad_a, "`dQ/da` (first item)", rtol=1e-5, atol=1e-5)
+    ctx.expect_tensor(reply.value[1], grad_b, "`dQ/db` (second item)", rtol=1e-5, atol=1e-5)
 
 
 @q_gradients.check(points=0.5, max_examples=10)
@@ -90,8 +90,8 @@ def vector_jacobian_product(ctx: Context, abv: list) -> None:
     reply = ctx.call(a_leaf, b_leaf, v)
     expect_pair(ctx, reply.value, "(a.grad, b.grad)")
     grad_a, grad_b = ctx.reference(a_leaf, b_leaf, v)
-    ctx.expect_tensor(reply.value[0], grad_a, "a.grad (first item)", rtol=1e-5, atol=1e-5)
-    ctx.expect_tensor(reply.value[1], grad_b, "b.grad (second item)", rtol=1e-5, atol=1e-5)
+    ctx.expect_tensor(reply.value[0], grad_a, "`a.grad` (first item)", rtol=1e-5, atol=1e-5)
+    ctx.expect_tensor(reply.value[1], grad_b, "`b.grad` (second item)", rtol=1e-5, atol=1e-5)
 
 
 # --- gradient -------------------------------------------------------------------------------

@@ -1,0 +1,111 @@
+"""The `grader` command end to end (click's CliRunner): outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader import pack
+from grader.cli import main
+
+from .conftest import copy_solutions
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+def test_list_shows_every_exercise_with_points(cli: CliRunner) -> None:
+    result = cli.invoke(main, ["list"])
+    assert result.exit_code == 0
+    for exercise_id in pack.exercise_ids():
+        assert exercise_id in result.output
+    assert "38 exercises" in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["check"], ["grade"], ["list"]])
+def test_every_command_explains_itself_with_an_example(cli: CliRunner, command: list) -> None:
+    result = cli.invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "grader " in result.output
+    if command:
+        assert "Example" in result.output
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["check", "no/such/folder"], "Error: submission folder 'no/such/folder' does not exist"),
+    (["grade", "no/such/folder"], "Error: submissions folder 'no/such/folder' does not exist"),
+    (["check", "solutions", "--only", "tensors.nope"], "Error: --only tensors.nope: no such"),
+    (["check", "--device", "tpu"], "Error: Invalid value for '--device'"),
+])
+def test_wrong_arguments_get_a_one_line_error(cli: CliRunner, arguments: list,
+                                              message: str) -> None:
+    result = cli.invoke(main, arguments)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_check_passes_solutions_and_writes_a_report(cli: CliRunner, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    result = cli.invoke(main, ["check", str(pack.pack_folder("solutions")), "--only", "autograd",
+                               "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "Total: 14.5 / 14.5" in result.output
+    assert "autograd.vjp" in result.output
+    assert "autograd.vjp" in report.read_text()
+
+
+def test_check_fails_with_status_1_and_explains(cli: CliRunner, tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "work", parts=("tensors",))
+    source = (folder / "tensors.py").read_text()
+    (folder / "tensors.py").write_text(source.replace("return torch.dot(u, v)",
+                                                      "return (u * v).sum(0, keepdim=True)"))
+    result = cli.invoke(main, ["check", str(folder), "--only", "tensors.dot",
+                               "--report", str(tmp_path / "r.html")])
+    assert result.exit_code == 1
+    assert "tensors.dot: failed" in result.output
+    assert "has shape (1,), but it should have shape ()" in result.output
+    assert "Smallest failing input found" in result.output
+
+
+def test_grade_writes_every_output(cli: CliRunner, tmp_path: Path) -> None:
+    submissions = tmp_path / "class"
+    copy_solutions(submissions / "alice", parts=("tensors",))
+    bob = copy_solutions(submissions / "bob", parts=("tensors",))
+    source = (bob / "tensors.py").read_text()
+    (bob / "tensors.py").write_text(source.replace("return x.numel()", "return len(x)"))
+    (submissions / "notes.txt").write_text("not a submission")
+    out = tmp_path / "out"
+    result = cli.invoke(main, ["grade", str(submissions), "--out", str(out), "-j", "1",
+                               "--only", "tensors"])
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "results.json").read_text())
+    assert [s["id"] for s in document["submissions"]] == ["alice", "bob"]
+    alice, bob_result = document["submissions"]
+    assert alice["score"] == alice["max_score"]
+    bob_status = {ex["id"]: ex["status"] for ex in bob_result["exercises"]}
+    assert bob_status["tensors.count_elements"] == "error"  # len() of a 0-d tensor raises
+    assert list(bob_status.values()).count("passed") == len(bob_status) - 1
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert [row["id"] for row in rows] == ["alice", "bob"]
+    assert float(rows[1]["tensors.count_elements"]) == 0.0
+    assert (out / "alice" / "report.html").is_file()
+    index = (out / "index.html").read_text()
+    assert 'href="bob/report.html"' in index
+
+
+def test_grade_without_arguments_grades_the_bundled_examples(cli: CliRunner,
+                                                             tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = cli.invoke(main, ["grade", "--out", str(out), "--only", "tensors.dot"])
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "results.json").read_text())
+    examples = sorted(p.name for p in pack.pack_folder("examples").iterdir() if p.is_dir())
+    assert [s["id"] for s in document["submissions"]] == examples
