@@ -46,11 +46,14 @@ def _tensor_bytes(tensor: torch.Tensor) -> bytes:
 
 def _storage_bytes(tensor: torch.Tensor) -> bytes:
     storage = tensor.detach().untyped_storage()
-    raw = torch.empty(0, dtype=torch.uint8).set_(storage.cpu() if storage.device.type != "cpu" else storage)
+    if storage.device.type != "cpu":
+        storage = storage.cpu()
+    raw = torch.empty(0, dtype=torch.uint8).set_(storage)
     return raw.numpy().tobytes()
 
 
-def encode_tensor(tensor: torch.Tensor, *, device: str | None = None, exact_layout: bool = False) -> dict:
+def encode_tensor(tensor: torch.Tensor, *, device: str | None = None,
+                  exact_layout: bool = False) -> dict:
     """Plain data for a tensor. `device` overrides the device the other side should use;
     `exact_layout` sends the whole storage with strides so a view is rebuilt as the same view."""
     is_meta = tensor.device.type == "meta"
@@ -205,7 +208,8 @@ def decode_input(data: Any, handles: dict[int, Any]) -> Any:
     if kind == "tensor":
         device = torch.device(data["device"])
         if device.type == "meta":
-            tensor = torch.empty(data["shape"], dtype=_dtype_from_name(data["dtype"]), device="meta")
+            tensor = torch.empty(data["shape"], dtype=_dtype_from_name(data["dtype"]),
+                                 device="meta")
         else:
             tensor = _rebuild_values(data, data["device"])
         if data["requires_grad"]:
@@ -218,11 +222,13 @@ def decode_input(data: Any, handles: dict[int, Any]) -> Any:
             tensor.grad = decode_input(data["grad"], handles)
         return tensor
     if kind == "ndarray":
-        return np.frombuffer(data["data"], dtype=np.dtype(data["dtype"])).reshape(data["shape"]).copy()
+        array = np.frombuffer(data["data"], dtype=np.dtype(data["dtype"]))
+        return array.reshape(data["shape"]).copy()
     if kind == "tuple":
         return tuple(decode_input(item, handles) for item in data["items"])
     if kind == "dict":
-        return {decode_input(key, handles): decode_input(item, handles) for key, item in data["items"]}
+        return {decode_input(key, handles): decode_input(item, handles)
+                for key, item in data["items"]}
     if kind == "device":
         return torch.device(data["type"], data["index"]) if data["index"] is not None else \
             torch.device(data["type"])

@@ -25,10 +25,8 @@ def _tensor_text(values: torch.Tensor, dtype: str, device: str, extra: str = "")
     if extra:
         suffix.append(extra)
     tail = (", " + ", ".join(suffix)) if suffix else ""
-    if values is None or values.numel() > MAX_ELEMENTS_SHOWN:
-        return f"a tensor of shape {shape_text(tuple(values.shape if values is not None else ()))}" \
-            f"{tail}" if values is None else \
-            f"a tensor of shape {shape_text(tuple(values.shape))}{tail}"
+    if values.numel() > MAX_ELEMENTS_SHOWN:
+        return f"a tensor of shape {shape_text(tuple(values.shape))}{tail}"
     body = np.array2string(values.detach().cpu().numpy(), precision=4, separator=", ",
                            suppress_small=False, max_line_width=88, threshold=MAX_ELEMENTS_SHOWN)
     body = body.replace("\n", "\n       ")

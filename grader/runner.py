@@ -23,7 +23,6 @@ from grader import pack
 from grader.context import Context
 from grader.failures import (
     ERROR,
-    FAILED,
     FORBIDDEN,
     MISSING,
     PASSED,

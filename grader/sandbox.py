@@ -82,7 +82,8 @@ class Worker:
             wire.send(self.to_worker, message)
         except (BrokenPipeError, OSError):
             self.kill()
-            raise WorkerCrashed("the worker process had already ended", self.output_tail()) from None
+            raise WorkerCrashed("the worker process had already ended",
+                                self.output_tail()) from None
         deadline = time.monotonic() + timeout
         poller = select.poll()
         poller.register(self.from_worker, select.POLLIN | select.POLLHUP)

@@ -49,7 +49,8 @@ def exercises_result() -> SubmissionResult:
 
 
 @pytest.fixture(scope="session")
-def bug_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, SubmissionResult]]:
+def bug_results(tmp_path_factory: pytest.TempPathFactory
+                ) -> dict[str, tuple[str, SubmissionResult]]:
     """Every bug submission graded (only the part it touches: the other files are byte-for-byte
     the solutions, graded in full by `solutions_result`), two at a time."""
     root = tmp_path_factory.mktemp("bugs")

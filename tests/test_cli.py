@@ -109,3 +109,28 @@ def test_grade_without_arguments_grades_the_bundled_examples(cli: CliRunner,
     document = json.loads((out / "results.json").read_text())
     examples = sorted(p.name for p in pack.pack_folder("examples").iterdir() if p.is_dir())
     assert [s["id"] for s in document["submissions"]] == examples
+
+
+def test_results_do_not_depend_on_ci_or_a_hypothesis_database(cli: CliRunner,
+                                                              tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    submissions = tmp_path / "class"
+    bob = copy_solutions(submissions / "bob", parts=("tensors",))
+    source = (bob / "tensors.py").read_text()
+    (bob / "tensors.py").write_text(source.replace("x.amax(dim, keepdim=True)", "x.max()"))
+    here = cli.invoke(main, ["grade", str(submissions), "--out", str(tmp_path / "here"),
+                             "--only", "tensors.softmax", "-j", "1"])
+    assert here.exit_code == 0, here.output
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / ".hypothesis" / "examples").mkdir(parents=True)
+    env = {**os.environ, "CI": "true", "HYPOTHESIS_PROFILE": "ci"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "grader", "grade", str(submissions), "--out", "out", "--only",
+         "tensors.softmax"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    expected = (tmp_path / "here" / "results.json").read_bytes()
+    assert (elsewhere / "out" / "results.json").read_bytes() == expected
+    assert b'"status": "failed"' in expected

@@ -46,7 +46,8 @@ def grade(folder: Path, *parts: str) -> dict:
 
 def test_a_syntax_error_costs_only_its_file(tmp_path: Path) -> None:
     folder = copy_solutions(tmp_path / "s", parts=("tensors", "autograd"))
-    write(folder, "tensors", "import torch\n\ndef from_nested(data)\n    return torch.tensor(data)\n")
+    write(folder, "tensors",
+          "import torch\n\ndef from_nested(data)\n    return torch.tensor(data)\n")
     result = grade(folder, "tensors", "autograd", "networks")
     by_id = {ex.id: ex for ex in result.exercises}
     assert {by_id[i].status for i in by_id if i.startswith("tensors.")} == {"error"}

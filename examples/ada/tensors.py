@@ -2,9 +2,7 @@
 
 import math
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 def from_nested(data):

@@ -1,9 +1,7 @@
 """Correct submission, "functional" style."""
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 
 def train_two_layer(x, y, w1, w2, learning_rate, steps):

@@ -188,7 +188,6 @@ parameters."""
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 
 class MyLinear(nn.Module):

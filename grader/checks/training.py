@@ -12,6 +12,7 @@ from grader.spec import exercise, given
 from grader.strategies import seeded_tensors
 from grader.wire import TensorData
 
+CRITERIA = {"mse": "nn.MSELoss()", "cross_entropy": "nn.CrossEntropyLoss()"}
 # Float32 training runs drift a little between equivalent ways of writing the same loop.
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -168,8 +169,7 @@ def run_train(ctx: Context, problem: dict) -> tuple:
     criterion = ctx.fixture("criterion", problem["criterion"])
     ctx.describe_input("model", f"an MLP with layer sizes {problem['sizes']}")
     ctx.describe_input("optimizer", f"SGD(lr={problem['lr']}, momentum={problem['momentum']})")
-    ctx.describe_input("criterion", {"mse": "nn.MSELoss()",
-                                     "cross_entropy": "nn.CrossEntropyLoss()"}[problem["criterion"]])
+    ctx.describe_input("criterion", CRITERIA[problem["criterion"]])
     reply = ctx.call(model, problem["inputs"], problem["targets"], criterion, optimizer,
                      problem["epochs"])
     twin = fixtures.mlp(problem["sizes"], problem["seed"])
@@ -226,8 +226,7 @@ def run_train_batches(ctx: Context, problem: dict) -> tuple:
     ctx.describe_input("loader", f"a DataLoader of {n} samples in batches of "
                        f"{problem['batch_size']} (the last one smaller)")
     ctx.describe_input("optimizer", f"SGD(lr={problem['lr']}, momentum={problem['momentum']})")
-    ctx.describe_input("criterion", {"mse": "nn.MSELoss()",
-                                     "cross_entropy": "nn.CrossEntropyLoss()"}[problem["criterion"]])
+    ctx.describe_input("criterion", CRITERIA[problem["criterion"]])
     device = torch.device(ctx.device)
     reply = ctx.call(model, loader, criterion, optimizer, problem["epochs"], device)
     twin = fixtures.mlp(problem["sizes"], problem["seed"])
