@@ -52,6 +52,14 @@ def _storage_bytes(tensor: torch.Tensor) -> bytes:
     return raw.numpy().tobytes()
 
 
+def _version(tensor: torch.Tensor) -> int:
+    """The in-place write counter (inference-mode tensors have none)."""
+    try:
+        return int(tensor._version)
+    except RuntimeError:
+        return 0
+
+
 def encode_tensor(tensor: torch.Tensor, *, device: str | None = None,
                   exact_layout: bool = False) -> dict:
     """Plain data for a tensor. `device` overrides the device the other side should use;
@@ -65,7 +73,7 @@ def encode_tensor(tensor: torch.Tensor, *, device: str | None = None,
         "requires_grad": bool(tensor.requires_grad),
         "is_leaf": bool(tensor.is_leaf),
         "grad_fn": type(tensor.grad_fn).__name__ if tensor.grad_fn is not None else None,
-        "version": int(tensor._version),
+        "version": _version(tensor),
         "contiguous": bool(tensor.is_contiguous()),
         "grad": None,
         "data": None,
