@@ -188,3 +188,42 @@ def list_exercises() -> None:
         click.echo(f"{ex.id:<{width}}  {ex.max_score:>4g} pts  {ex.summary}")
     click.echo(f"\n{len(exercises)} exercises, "
                f"{sum(ex.max_score for ex in exercises):g} points in total.")
+
+
+@main.command()
+def doctor() -> None:
+    """Show how isolated student code is on this machine: each sandbox layer, whether it is
+    active (or why not), and what it protects against.
+
+    \b
+    Example:
+      grader doctor
+    """
+    import tempfile
+
+    from grader import isolation, sandbox
+    from grader.runner import available_devices
+
+    with tempfile.TemporaryDirectory() as empty:
+        worker = sandbox.Worker(Path(empty), settings=sandbox.Settings(
+            cuda="cuda" in available_devices()))
+        try:
+            worker.start()
+            report = worker.isolation
+        except sandbox.WorkerFailure as failure:
+            raise click.ClickException(f"a worker could not start here: {failure}") from None
+        finally:
+            worker.close()
+    click.echo(f"Running as {'root' if os.geteuid() == 0 else 'uid ' + str(os.geteuid())}; "
+               f"devices: {', '.join(available_devices())}; "
+               f"Landlock ABI {isolation.landlock_abi()}.\n")
+    width = max(len(layer) for layer in isolation.LAYERS)
+    for layer in isolation.LAYERS:
+        state = report.get(layer, "unknown")
+        mark = click.style("active", fg="green") if state == isolation.ACTIVE else \
+            click.style(state, fg="yellow")
+        click.echo(f"  {layer:<{width}}  {mark}")
+        click.echo(f"  {'':<{width}}  protects against: {isolation.PROTECTS[layer]}")
+    click.echo("\nAlways: a separate worker process per submission, a copy of the submission in "
+               "a scratch folder, a minimal environment, deadlines enforced by the grader, "
+               "plain-data results.")

@@ -59,6 +59,7 @@ class SubmissionResult:
     exercises: list[ExerciseResult]
     seconds: float = 0.0
     devices: tuple[str, ...] = ("cpu",)
+    isolation: dict[str, str] = field(default_factory=dict)  # layer -> "active" or why not
 
     @property
     def score(self) -> float:
@@ -99,11 +100,23 @@ def results_json(results: list[SubmissionResult], *, devices: tuple[str, ...]) -
     """The results.json text of the contract (plus a `grader` block), deterministic."""
     from grader import __version__
 
+    ordered = sorted(results, key=lambda r: r.id)
     document = {
-        "submissions": [submission_json(r) for r in sorted(results, key=lambda r: r.id)],
-        "grader": {"version": __version__, "devices": list(devices)},
+        "submissions": [submission_json(r) for r in ordered],
+        "grader": {"version": __version__, "devices": list(devices),
+                   "isolation": run_isolation(ordered)},
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def run_isolation(results: list[SubmissionResult]) -> dict[str, str]:
+    """Per layer: "active" when every worker of the run had it, else the first reason why not."""
+    merged: dict[str, str] = {}
+    for result in results:
+        for layer, state in sorted(result.isolation.items()):
+            if merged.get(layer, "active") == "active":
+                merged[layer] = state
+    return merged
 
 
 def grades_csv(results: list[SubmissionResult]) -> str:

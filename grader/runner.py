@@ -9,7 +9,6 @@ in the submission's worker (`grader.session`); everything here is the trusted si
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -19,7 +18,7 @@ from pathlib import Path
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity
 
-from grader import pack
+from grader import pack, sandbox
 from grader.context import Context
 from grader.failures import (
     ERROR,
@@ -60,6 +59,13 @@ class Options:
     examples: int = DEFAULT_EXAMPLES
     limits: Limits = field(default_factory=Limits)
     only: tuple[str, ...] = ()  # exercise ids (or part names) to grade; empty means all
+    isolate: bool = True  # the sandbox layers of grader.isolation (off only for debugging)
+    memory_bytes: int | None = 4 << 30
+
+    def sandbox_settings(self) -> sandbox.Settings:
+        return sandbox.Settings(isolate=self.isolate, memory_bytes=self.memory_bytes,
+                                cpu_seconds=int(self.limits.submission_seconds),
+                                cuda="cuda" in self.devices)
 
 
 def available_devices() -> tuple[str, ...]:
@@ -213,24 +219,30 @@ def grade_submission(submission_dir: Path, options: Options | None = None,
     options = options or Options()
     started = time.perf_counter()
     results = []
+    deadline = time.monotonic() + options.limits.submission_seconds
     with SubmissionSession(Path(submission_dir), limits=options.limits,
-                           env=worker_environment(options.devices)) as session:
+                           settings=options.sandbox_settings()) as session:
         session.cuda_available = "cuda" in options.devices
         for exercise in selected(options):
-            result = grade_exercise(exercise, session, options)
+            if time.monotonic() > deadline:
+                result = out_of_time(exercise, options.limits.submission_seconds)
+            else:
+                result = grade_exercise(exercise, session, options)
             results.append(result)
             if on_exercise is not None:
                 on_exercise(result)
+        isolation = session.isolation
     return SubmissionResult(submission_id or Path(submission_dir).name, results,
-                            time.perf_counter() - started, options.devices)
+                            time.perf_counter() - started, options.devices, isolation)
 
 
-def worker_environment(devices: tuple[str, ...]) -> dict[str, str]:
-    env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = "1"
-    if "cuda" not in devices:
-        env["CUDA_VISIBLE_DEVICES"] = ""  # pick_device() must then answer cpu
-    return env
+def out_of_time(exercise: Exercise, budget: float) -> ExerciseResult:
+    message = (f"not checked: grading this submission took more than {budget:g} s in total, "
+               "so the remaining exercises were not run")
+    checks = [CheckResult(p.name, p.description, TIMEOUT, 0.0, p.points, message)
+              for p in exercise.properties]
+    return ExerciseResult(exercise.id, 0.0, exercise.max_score, TIMEOUT, message, checks,
+                          exercise.summary)
 
 
 # --- a class ----------------------------------------------------------------------------------

@@ -1,27 +1,49 @@
-"""The grader's side of a worker process: start it, talk to it with deadlines, kill it.
+"""The grader's side of a worker process: prepare its sandbox, start it, talk to it with
+deadlines, kill it and everything it started.
 
-One worker per submission; torch is imported once in it. When a request runs past its deadline
-or the worker dies (an infinite loop, `os._exit`, a crash), the whole process group is killed and
-the caller gets `WorkerTimeout` / `WorkerCrashed`; `restart()` gives a fresh worker for the rest.
+Every worker gets a scratch folder holding a copy of the submission (so it can change nothing of
+the original, of other submissions or of the output), a minimal environment (no secrets of the
+grader's), a pids cgroup where the machine allows one, and an isolation policy that the worker
+applies to itself before running student code (`grader.isolation`). Only a runtime copy of the
+worker's own modules is importable in it: never the checks or the solutions.
+
+When a request runs past its deadline or the worker dies (an endless loop, `os._exit`, a crash),
+every process of the worker is killed and the caller gets `WorkerTimeout` / `WorkerCrashed`;
+`restart()` gives a fresh worker for the rest.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import select
+import shutil
 import signal
+import site
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
+from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from grader import wire
+from grader import isolation, wire
 
 # Importing torch in a fresh worker takes ~1.5 s here; allow for slow, loaded machines.
 STARTUP_SECONDS = 120.0
 OUTPUT_CAP_BYTES = 64 * 1024
+SUBMISSION_CAP_BYTES = 32 << 20
+SUBMISSION_CAP_FILES = 500
+GRADING_UID = 65534  # nobody: used only when the Python installation is readable by it
+WORKER_MODULES = ("__init__.py", "worker.py", "wire.py", "codec.py", "fixtures.py",
+                  "isolation.py")
+SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc",
+                     "/sys", "/dev", "/opt/conda", "/usr/local")
+CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
 
 
 class WorkerFailure(Exception):
@@ -40,39 +62,300 @@ class WorkerCrashed(WorkerFailure):
     """The worker process ended (exit, crash, killed) while a request was in flight."""
 
 
+@dataclass
+class Settings:
+    """How to isolate workers (the machine decides what is available)."""
+
+    isolate: bool = True
+    memory_bytes: int | None = 4 << 30
+    cpu_seconds: int = 600
+    processes: int = 64
+    cuda: bool = False
+    # layers switched off after a worker could not start with them, and why
+    disabled: dict[str, str] = field(default_factory=dict)
+
+
+# --- what the machine offers (probed once per grader process) ---------------------------------
+
+
+@cache
+def runtime_dir() -> Path:
+    """A private copy of the worker's modules: the only `grader` the worker can import."""
+    root = Path(tempfile.mkdtemp(prefix="torch-grader-runtime-"))
+    os.chmod(root, 0o755)
+    package = root / "grader"
+    package.mkdir()
+    source = Path(__file__).resolve().parent
+    for name in WORKER_MODULES:
+        shutil.copy(source / name, package / name)
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+def _protected_paths() -> list[Path]:
+    """What a worker must never read: the grader package (checks) and the pack's solutions."""
+    from grader import pack
+
+    package = Path(__file__).resolve().parent
+    return [package, *(pack.pack_folder(kind).resolve() for kind in ("solutions", "examples"))]
+
+
+def _allow_all_but(root: Path, excluded: list[Path], allowed: list[str]) -> None:
+    """Allow `root` except the excluded paths below it (Landlock only adds permissions)."""
+    inside = [path for path in excluded if path == root or root in path.parents]
+    if not inside:
+        allowed.append(str(root))
+        return
+    if root in inside:
+        return
+    try:
+        children = sorted(root.iterdir())
+    except OSError:
+        return
+    for child in children:
+        _allow_all_but(child, inside, allowed)
+
+
+@cache
+def read_paths() -> tuple[str, ...]:
+    """Everything a worker may read: the system, the Python installation (minus the grader)."""
+    roots = {Path(p) for p in SYSTEM_READ_PATHS}
+    roots |= {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
+              Path(sys.executable).resolve().parent, Path(sysconfig.get_paths()["stdlib"])}
+    roots |= {Path(p).resolve() for p in site.getsitepackages() + [site.getusersitepackages()]}
+    excluded = _protected_paths()
+    allowed: list[str] = []
+    for root in sorted(roots):
+        if root.exists():
+            _allow_all_but(root.resolve(), excluded, allowed)
+    allowed.append(str(runtime_dir()))
+    return tuple(dict.fromkeys(allowed))
+
+
+def _readable_by_others(path: Path) -> bool:
+    path = path.resolve()
+    for ancestor in [*reversed(path.parents), path]:
+        try:
+            mode = ancestor.stat().st_mode
+        except OSError:
+            return False
+        if ancestor.is_dir() and not mode & 0o001:
+            return False
+    return bool(path.stat().st_mode & 0o004)
+
+
+@cache
+def can_drop_uid() -> bool:
+    """As root, a grading uid is used only if it can still run Python and import torch."""
+    if os.geteuid() != 0:
+        return False
+    import importlib.util
+
+    torch_spec = importlib.util.find_spec("torch")
+    needed = [Path(sys.executable), Path(sysconfig.get_paths()["stdlib"]) / "os.py"]
+    if torch_spec and torch_spec.origin:
+        needed.append(Path(torch_spec.origin))
+    return all(_readable_by_others(path) for path in needed)
+
+
+@cache
+def cgroup_parent() -> Path | None:
+    """A pids cgroup folder where this process may create per-worker groups, or None."""
+    for root in CGROUP_ROOTS:
+        base = Path(root)
+        if not (base / "cgroup.procs").exists():
+            continue
+        if base.name != "pids" and "pids" not in _read(base / "cgroup.controllers"):
+            continue
+        parent = base / f"torch-grader-{os.getpid()}"
+        try:
+            parent.mkdir(exist_ok=True)
+            if base.name != "pids":  # cgroup v2: delegate the pids controller to the children
+                (parent / "cgroup.subtree_control").write_text("+pids")
+            probe = parent / "probe"
+            probe.mkdir(exist_ok=True)
+            (probe / "pids.max").write_text("8")
+            probe.rmdir()
+        except OSError:
+            try:
+                parent.rmdir()
+            except OSError:
+                pass
+            continue
+        atexit.register(_remove_cgroup, parent)
+        return parent
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _kill_cgroup(group: Path) -> None:
+    for _ in range(20):
+        pids = [int(pid) for pid in _read(group / "cgroup.procs").split()]
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.01)
+
+
+def _remove_cgroup(group: Path) -> None:
+    if not group.exists():
+        return
+    for child in [path for path in group.iterdir() if path.is_dir()]:
+        _remove_cgroup(child)
+    _kill_cgroup(group)
+    for _ in range(50):
+        try:
+            group.rmdir()
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
+def copy_submission(source: Path, destination: Path) -> list[str]:
+    """Copy a submission (links as links, size-capped); returns what was left out."""
+    left_out = []
+    total = 0
+    destination.mkdir(parents=True)
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+            continue
+        target = destination / relative
+        if path.is_symlink():
+            target.symlink_to(os.readlink(path))
+        elif path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.is_file():
+            size = path.stat().st_size
+            if total + size > SUBMISSION_CAP_BYTES or len(left_out) + 1 > SUBMISSION_CAP_FILES:
+                left_out.append(str(relative))
+                continue
+            total += size
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    return left_out
+
+
+def worker_environment(scratch: Path, *, cuda: bool) -> dict[str, str]:
+    """A minimal environment: nothing of the grader's (tokens, paths) leaks to the student."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(scratch),
+           "TMPDIR": str(scratch / "tmp"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+           "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONIOENCODING": "utf-8"}
+    if cuda:
+        for name in ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "CUDA_HOME"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ""  # then pick_device() must answer cpu
+    return env
+
+
+# --- one worker -------------------------------------------------------------------------------
+
+
 class Worker:
     """A running worker process bound to one submission folder."""
 
-    def __init__(self, submission_dir: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, submission_dir: Path, *, settings: Settings | None = None) -> None:
         self.submission_dir = Path(submission_dir)
-        self.env = env
+        self.settings = settings or Settings()
         self.process: subprocess.Popen | None = None
         self.output_file: Any = None
+        self.scratch: Path | None = None
+        self.cgroup: Path | None = None
+        self.isolation: dict[str, str] = {}
         self.starts = 0
 
+    def policy(self) -> isolation.Policy:
+        settings = self.settings
+        assert self.scratch is not None
+        uid = GRADING_UID if can_drop_uid() and "uid" not in settings.disabled else None
+        return isolation.Policy(
+            scratch_dir=str(self.scratch), read_paths=list(read_paths()),
+            write_paths=[str(self.scratch), "/dev/null", "/dev/shm"],
+            cgroup_dir=str(self.cgroup) if self.cgroup else None,
+            address_space_bytes=None if settings.cuda else settings.memory_bytes,
+            cpu_seconds=settings.cpu_seconds, processes=settings.processes,
+            uid=uid, gid=uid,
+            network="network" not in settings.disabled,
+            landlock="landlock" not in settings.disabled,
+            seccomp="seccomp" not in settings.disabled,
+        )
+
+    def _prepare(self) -> None:
+        self.scratch = Path(tempfile.mkdtemp(prefix="torch-grader-"))
+        copy_submission(self.submission_dir, self.scratch / "submission")
+        (self.scratch / "tmp").mkdir()
+        if can_drop_uid() and self.settings.isolate:
+            for path in [self.scratch, *self.scratch.rglob("*")]:
+                os.lchown(path, GRADING_UID, GRADING_UID)
+        os.chmod(self.scratch, 0o755)
+        parent = cgroup_parent() if self.settings.isolate else None
+        if parent is not None:
+            group = parent / f"worker-{os.getpid()}-{id(self)}-{self.starts}"
+            try:
+                group.mkdir()
+                (group / "pids.max").write_text(str(self.settings.processes))
+                self.cgroup = group
+            except OSError:
+                self.cgroup = None
+
     def start(self) -> None:
+        """Start the worker; if it cannot even start under some layer, retry without it (the
+        layer is then reported as unavailable, with the reason)."""
+        fallbacks = [(), ("landlock",), ("landlock", "seccomp", "network", "uid")]
+        for attempt in range(len(fallbacks)):
+            try:
+                self._start()
+            except WorkerFailure as failure:
+                self.kill()
+                if attempt == len(fallbacks) - 1 or not self.settings.isolate:
+                    raise
+                for layer in fallbacks[attempt + 1]:
+                    self.settings.disabled.setdefault(
+                        layer, f"the worker could not start with it ({failure})")
+                continue
+            for layer, reason in self.settings.disabled.items():
+                self.isolation[layer] = f"unavailable: {reason}"
+            return
+
+    def _start(self) -> None:
+        self._prepare()
+        assert self.scratch is not None
         to_worker_read, to_worker_write = os.pipe()
         from_worker_read, from_worker_write = os.pipe()
         self.output_file = tempfile.TemporaryFile()
-        env = dict(os.environ if self.env is None else self.env)
-        env.setdefault("OMP_NUM_THREADS", "1")
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env["PYTHONHASHSEED"] = "0"
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
+        if self.settings.isolate:
+            policy = asdict(self.policy())
+        else:
+            policy = {"scratch_dir": str(self.scratch), "network": False, "landlock": False,
+                      "seccomp": False, "address_space_bytes": None}
+        command = [sys.executable, "-s", "-B", "-c", _bootstrap(), str(runtime_dir()),
+                   str(to_worker_read), str(from_worker_write), json.dumps(policy)]
         self.process = subprocess.Popen(
-            [sys.executable, "-B", "-m", "grader.worker", str(to_worker_read),
-             str(from_worker_write), str(self.submission_dir.resolve())],
-            pass_fds=(to_worker_read, from_worker_write),
+            command, pass_fds=(to_worker_read, from_worker_write),
             stdin=subprocess.DEVNULL, stdout=self.output_file, stderr=subprocess.STDOUT,
-            cwd=str(self.submission_dir), env=env, start_new_session=True,
+            cwd=str(self.scratch), env=worker_environment(self.scratch, cuda=self.settings.cuda),
+            start_new_session=True,
         )
         os.close(to_worker_read)
         os.close(from_worker_write)
         self.to_worker = to_worker_write
         self.from_worker = from_worker_read
         self.starts += 1
-        self.request({"op": "hello"}, timeout=STARTUP_SECONDS)
+        reply = self.request({"op": "hello"}, timeout=STARTUP_SECONDS)
+        self.isolation = reply.get("isolation", {})
 
     def request(self, message: dict, *, timeout: float) -> dict:
         """Send one request and wait for its reply, at most `timeout` seconds."""
@@ -98,6 +381,11 @@ class Worker:
             return wire.receive(self.from_worker)
         except wire.WireError as error:
             code = self.process.poll() if self.process else None
+            if code is None and self.process is not None:
+                try:
+                    code = self.process.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    code = None
             self.kill()
             output = self.output_tail()
             if code is None:
@@ -118,23 +406,28 @@ class Worker:
             return ""
 
     def kill(self) -> None:
-        """Kill the worker and everything it started."""
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for fd in (self.to_worker, self.from_worker):
+        """Kill the worker and everything it started (its process group and its cgroup)."""
+        if self.process is not None:
             try:
-                os.close(fd)
-            except OSError:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
-        self.process = None
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            for fd in (self.to_worker, self.from_worker):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.process = None
+        if self.cgroup is not None:
+            _remove_cgroup(self.cgroup)
+            self.cgroup = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     def restart(self) -> None:
         self.kill()
@@ -153,11 +446,19 @@ class Worker:
         self.close()
 
 
+def _bootstrap() -> str:
+    from grader.worker import BOOTSTRAP
+
+    return BOOTSTRAP
+
+
 def _exit_description(code: int) -> str:
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return f"the Python process running your code was killed ({name})"
+        hint = {"SIGXCPU": " after using up its CPU time", "SIGKILL": "",
+                "SIGSEGV": " (a crash)"}.get(name, "")
+        return f"the Python process running your code was killed ({name}){hint}"
     return f"the Python process running your code ended early (exit status {code})"

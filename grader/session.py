@@ -47,20 +47,22 @@ class Limits:
     import_seconds: float = 60.0
     call_seconds: float = 10.0
     exercise_seconds: float = 60.0
+    submission_seconds: float = 900.0
 
 
 class SubmissionSession:
     """The grader's handle on one submission's worker."""
 
     def __init__(self, submission_dir: Path, *, limits: Limits | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 settings: sandbox.Settings | None = None) -> None:
         self.submission_dir = Path(submission_dir)
         self.limits = limits or Limits()
-        self.worker = sandbox.Worker(self.submission_dir, env=env)
+        self.worker = sandbox.Worker(self.submission_dir, settings=settings)
         self.parts: dict[str, PartState] = {}
         self.imported: set[str] = set()  # parts imported in the current worker
         self.has_handles = False
         self.cuda_available: bool | None = None
+        self.isolation: dict[str, str] = {}  # layer -> "active" or why not, from the worker
 
     def close(self) -> None:
         self.worker.close()
@@ -142,6 +144,7 @@ class SubmissionSession:
             except sandbox.WorkerFailure as failure:
                 self.worker.kill()
                 raise Crashed(f"the worker could not start: {failure}") from None
+            self.isolation = dict(self.worker.isolation)
             if message.get("op") == "call" and "part" in message["target"]:
                 self.part(message["target"]["part"])
         try:

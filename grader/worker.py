@@ -26,6 +26,8 @@ PARTS = ("tensors", "autograd", "training", "networks")
 class Worker:
     """Answers the grader's requests about one submission."""
 
+    isolation: dict[str, str] = {}
+
     def __init__(self, submission_dir: Path) -> None:
         self.submission_dir = submission_dir.resolve()
         self.modules: dict[str, Any] = {}
@@ -39,7 +41,8 @@ class Worker:
         if operation == "hello":
             import torch
 
-            return {"status": "ok", "pid": os.getpid(), "cuda": torch.cuda.is_available()}
+            return {"status": "ok", "pid": os.getpid(), "cuda": torch.cuda.is_available(),
+                    "isolation": self.isolation}
         if operation == "load":
             return self.load(request["part"])
         if operation == "call":
@@ -247,18 +250,33 @@ def serve(fd_in: int, fd_out: int, submission_dir: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    fd_in, fd_out, submission_dir = int(argv[0]), int(argv[1]), Path(argv[2])
+    """`FD_IN FD_OUT POLICY_JSON`: isolate, import torch, then answer requests."""
+    import json
+
+    from grader import isolation
+
+    fd_in, fd_out = int(argv[0]), int(argv[1])
+    policy = isolation.Policy(**json.loads(argv[2]))
+    # Isolation first: nothing of the student's has run yet, so this report can be trusted.
+    report = isolation.apply(policy)
+    submission_dir = Path(policy.scratch_dir) / "submission"
+    os.chdir(submission_dir)
     # Import torch before any student code: once per worker, never per exercise.
     import torch
 
     torch.set_num_threads(1)
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    sys.path.insert(0, str(submission_dir.resolve()))
+    sys.path.insert(0, str(submission_dir))
     sys.dont_write_bytecode = True  # never write __pycache__ into a student's folder
+    Worker.isolation = report
     serve(fd_in, fd_out, submission_dir)
     os._exit(0)
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+# Run as `python -s -B -c BOOTSTRAP RUNTIME_DIR FD_IN FD_OUT POLICY_JSON`: only the runtime copy
+# of the worker's modules is importable as `grader` (never the grader's checks or solutions).
+BOOTSTRAP = (
+    "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
+    "sys.path.insert(0, sys.argv[1]); from grader.worker import main; main(sys.argv[2:])"
+)

@@ -28,7 +28,7 @@ def test_list_shows_every_exercise_with_points(cli: CliRunner) -> None:
     assert "38 exercises" in result.output
 
 
-@pytest.mark.parametrize("command", [[], ["check"], ["grade"], ["list"]])
+@pytest.mark.parametrize("command", [[], ["check"], ["grade"], ["list"], ["doctor"]])
 def test_every_command_explains_itself_with_an_example(cli: CliRunner, command: list) -> None:
     result = cli.invoke(main, [*command, "--help"])
     assert result.exit_code == 0
@@ -134,3 +134,14 @@ def test_results_do_not_depend_on_ci_or_a_hypothesis_database(cli: CliRunner,
     expected = (tmp_path / "here" / "results.json").read_bytes()
     assert (elsewhere / "out" / "results.json").read_bytes() == expected
     assert b'"status": "failed"' in expected
+
+
+def test_doctor_lists_every_isolation_layer(cli: CliRunner) -> None:
+    from grader import isolation
+
+    result = cli.invoke(main, ["doctor"])
+    assert result.exit_code == 0, result.output
+    for layer in isolation.LAYERS:
+        assert layer in result.output
+        assert isolation.PROTECTS[layer] in result.output
+    assert "limits    active" in result.output

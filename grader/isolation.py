@@ -1,0 +1,262 @@
+"""Isolation layers the worker puts on itself before any student code runs.
+
+Each layer is tried on its own and degrades gracefully: `apply(policy)` returns, for every layer,
+either "active" or why it is not. The worker reports that list in its first reply, before it
+imports a single student file, so the grader (and results.json) knows how isolated a run was.
+
+Layers (Linux), in the order they are applied:
+  cgroup   join a pids cgroup the grader made (caps processes, even for root; lets the grader
+           kill every process the submission started)
+  orphans  PR_SET_PDEATHSIG: the worker dies with the grader
+  network  a new network namespace (root; a user namespace otherwise): no interface but a
+           dead loopback
+  limits   rlimits: address space, CPU seconds, file size, open files, processes, no core dumps
+  uid      a grading-only uid/gid when started as root (then RLIMIT_NPROC applies too)
+  landlock the filesystem view: read the Python installation, read+write the scratch folder
+           (with the copy of the submission), nothing else; no TCP; no signals to the grader
+  seccomp  socket() only for AF_UNIX: no network even where namespaces are unavailable
+
+Only this module's plain-ctypes code and the standard library are used: it runs in a fresh
+interpreter that has imported nothing else yet.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import resource
+import signal
+import struct
+from dataclasses import dataclass, field
+
+ACTIVE = "active"
+LAYERS = ("cgroup", "orphans", "network", "limits", "uid", "landlock", "seccomp")
+PROTECTS = {
+    "cgroup": "fork bombs (a pids limit that holds even for root); stray processes are killed",
+    "orphans": "workers outliving a killed grader",
+    "network": "connections to the network and to services on the host's loopback",
+    "limits": "memory hogs, CPU burners, huge files, fd floods, core dumps",
+    "uid": "writing the grader's files, signalling its processes (when run as root)",
+    "landlock": "reading solutions, checks, other submissions; writing outside scratch; "
+                "TCP; signals to processes outside the worker",
+    "seccomp": "opening Internet sockets (all but AF_UNIX)",
+}
+
+
+@dataclass
+class Policy:
+    """What the grader asks the worker to do to itself (plain data: it crosses as JSON)."""
+
+    scratch_dir: str
+    read_paths: list[str] = field(default_factory=list)
+    write_paths: list[str] = field(default_factory=list)
+    cgroup_dir: str | None = None
+    address_space_bytes: int | None = 4 << 30
+    cpu_seconds: int = 600
+    file_size_bytes: int = 64 << 20
+    open_files: int = 256
+    processes: int = 64
+    uid: int | None = None
+    gid: int | None = None
+    network: bool = True
+    landlock: bool = True
+    seccomp: bool = True
+
+
+_libc = None
+
+
+def libc() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+    return result
+
+
+# --- the layers -------------------------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+
+
+def join_cgroup(cgroup_dir: str) -> None:
+    with open(os.path.join(cgroup_dir, "cgroup.procs"), "w") as handle:
+        handle.write(str(os.getpid()))
+
+
+def die_with_parent() -> None:
+    _check(libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+    if os.getppid() == 1:  # the grader is already gone
+        os._exit(1)
+
+
+def leave_network() -> None:
+    flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
+    _check(libc().unshare(flags), "unshare(network)")
+
+
+def set_limits(policy: Policy) -> None:
+    limits = [(resource.RLIMIT_CPU, policy.cpu_seconds),
+              (resource.RLIMIT_FSIZE, policy.file_size_bytes),
+              (resource.RLIMIT_NOFILE, policy.open_files),
+              (resource.RLIMIT_CORE, 0),
+              (resource.RLIMIT_NPROC, policy.processes)]
+    if policy.address_space_bytes:
+        limits.append((resource.RLIMIT_AS, policy.address_space_bytes))
+    for kind, value in limits:
+        soft, hard = resource.getrlimit(kind)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(kind, (value, value))
+    # Past the file-size limit a write fails (OSError) instead of killing the worker.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+# Landlock (see linux/landlock.h). Syscall numbers are the same on x86_64 and aarch64.
+_LANDLOCK_CREATE_RULESET, _LANDLOCK_ADD_RULE, _LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+_FS_ALL_ABI1 = (1 << 13) - 1
+_FS_REFER, _FS_TRUNCATE, _FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
+_SCOPE_ABSTRACT_UNIX, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version (0: unavailable)."""
+    try:
+        version = libc().syscall(_LANDLOCK_CREATE_RULESET, None, 0, 1)
+    except (AttributeError, OSError):
+        return 0
+    return max(int(version), 0)
+
+
+def confine_filesystem(read_paths: list[str], write_paths: list[str]) -> int:
+    """Allow reading `read_paths`, reading and writing `write_paths`, and nothing else; with
+    newer kernels also no TCP and no signals outside. Returns the ABI used."""
+    abi = landlock_abi()
+    if abi < 1:
+        raise OSError("Landlock is not available in this kernel")
+    handled_fs = _FS_ALL_ABI1
+    if abi >= 2:
+        handled_fs |= _FS_REFER
+    if abi >= 3:
+        handled_fs |= _FS_TRUNCATE
+    handled_net = (_NET_BIND_TCP | _NET_CONNECT_TCP) if abi >= 4 else 0
+    scoped = (_SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL) if abi >= 6 else 0
+    if abi >= 6:
+        attr = struct.pack("QQQ", handled_fs, handled_net, scoped)
+    elif abi >= 4:
+        attr = struct.pack("QQ", handled_fs, handled_net)
+    else:
+        attr = struct.pack("Q", handled_fs)
+    buffer = ctypes.create_string_buffer(attr, len(attr))
+    ruleset = _check(libc().syscall(_LANDLOCK_CREATE_RULESET, buffer, len(attr), 0),
+                     "landlock_create_ruleset")
+    read_rights = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+    file_rights = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | (_FS_TRUNCATE if abi >= 3 else 0)
+    try:
+        for paths, rights in ((read_paths, read_rights), (write_paths, handled_fs)):
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                except OSError:
+                    continue  # a path that does not exist needs no rule
+                try:
+                    allowed = rights if os.path.isdir(path) else rights & file_rights
+                    rule = ctypes.create_string_buffer(struct.pack("=Qi", allowed, fd), 12)
+                    _check(libc().syscall(_LANDLOCK_ADD_RULE, ruleset, 1, rule, 0),
+                           f"landlock_add_rule({path})")
+                finally:
+                    os.close(fd)
+        _check(libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+        _check(libc().syscall(_LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+    return abi
+
+
+# seccomp: a classic BPF program allowing socket() only for AF_UNIX.
+_ARCHES = {"x86_64": (0xC000003E, 41, 425), "aarch64": (0xC00000B7, 198, 425)}
+_SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+_EACCES = 13
+
+
+def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k)
+
+
+def deny_inet_sockets() -> None:
+    machine = platform.machine()
+    if machine not in _ARCHES:
+        raise OSError(f"no seccomp filter for {machine}")
+    audit_arch, socket_nr, io_uring_setup_nr = _ARCHES[machine]
+    load, equal, at_least, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny = _SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO | _EACCES
+    # jt/jf count instructions to skip: index i jumps to i + 1 + offset.
+    program = b"".join([
+        _bpf(load, 0, 0, 4),                       # 0: A = arch
+        _bpf(equal, 0, 6, audit_arch),             # 1: another arch -> allow (8)
+        _bpf(load, 0, 0, 0),                       # 2: A = syscall number
+        _bpf(at_least, 5, 0, 0x40000000),          # 3: x32 syscalls -> deny (9)
+        _bpf(equal, 4, 0, io_uring_setup_nr),      # 4: io_uring can open sockets -> deny (9)
+        _bpf(equal, 0, 2, socket_nr),              # 5: not socket() -> allow (8)
+        _bpf(load, 0, 0, 16),                      # 6: A = socket's family argument
+        _bpf(equal, 0, 1, 1),                      # 7: AF_UNIX -> allow (8), else deny (9)
+        _bpf(ret, 0, 0, allow),                    # 8
+        _bpf(ret, 0, 0, deny),                     # 9
+    ])
+    filters = ctypes.create_string_buffer(program, len(program))
+    fprog = ctypes.create_string_buffer(struct.pack("HP", len(program) // 8,
+                                                    ctypes.addressof(filters)))
+    _check(libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    _check(libc().prctl(PR_SET_SECCOMP, 2, fprog, 0, 0), "prctl(SECCOMP)")
+
+
+# --- all together -----------------------------------------------------------------------------
+
+
+def apply(policy: Policy) -> dict[str, str]:
+    """Apply every layer the policy asks for; returns {layer: "active" or why not}."""
+    report: dict[str, str] = {}
+
+    def attempt(layer: str, wanted: bool, action, reason_off: str = "not requested") -> None:  # noqa: ANN001
+        if not wanted:
+            report[layer] = f"off: {reason_off}"
+            return
+        try:
+            action()
+            report[layer] = ACTIVE
+        except Exception as error:  # noqa: BLE001 - every layer degrades on its own
+            report[layer] = f"unavailable: {error}"
+
+    attempt("cgroup", policy.cgroup_dir is not None,
+            lambda: join_cgroup(policy.cgroup_dir), "no writable pids cgroup")
+    attempt("orphans", True, die_with_parent)
+    attempt("network", policy.network, leave_network)
+    attempt("limits", True, lambda: set_limits(policy))
+    attempt("uid", policy.uid is not None and os.geteuid() == 0,
+            lambda: drop_privileges(policy.uid, policy.gid),
+            "not root" if os.geteuid() != 0 else "the Python installation is not readable by "
+            "another user")
+    if report.get("uid") == ACTIVE:
+        attempt("orphans", True, die_with_parent)  # a uid change clears the death signal
+    attempt("landlock", policy.landlock,
+            lambda: confine_filesystem(policy.read_paths, policy.write_paths))
+    attempt("seccomp", policy.seccomp, deny_inet_sockets)
+    return report
