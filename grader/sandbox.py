@@ -44,6 +44,7 @@ WORKER_MODULES = ("__init__.py", "worker.py", "wire.py", "codec.py", "fixtures.p
 SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc",
                      "/sys", "/dev", "/opt/conda", "/usr/local")
 CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
+PR_SET_CHILD_SUBREAPER = 36
 
 
 class WorkerFailure(Exception):
@@ -221,6 +222,44 @@ def _remove_cgroup(group: Path) -> None:
             time.sleep(0.02)
 
 
+@cache
+def become_subreaper() -> bool:
+    """Orphans of our workers (a fork that called setsid) are re-parented to this process
+    instead of init, so they can be found and killed even without a cgroup."""
+    try:
+        return isolation.libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (AttributeError, OSError):
+        return False
+
+
+def kill_strays(token: str, group: int) -> None:
+    """Kill and reap what a submission forked and left behind once its worker is gone: our
+    (adopted) children in the worker's process group or carrying its token in their
+    environment."""
+    marker = f"TORCH_GRADER_WORKER={token}".encode()
+    for _ in range(3):
+        strays = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = _read(entry / "stat").rsplit(")", 1)[1].split()
+                if int(fields[1]) != os.getpid():
+                    continue
+                if int(fields[2]) == group or marker in (entry / "environ").read_bytes():
+                    strays.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        if not strays:
+            return
+        for pid in strays:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (OSError, ChildProcessError):
+                pass
+
+
 def copy_submission(source: Path, destination: Path) -> list[str]:
     """Copy a submission (links as links, size-capped); returns what was left out."""
     left_out = []
@@ -246,9 +285,11 @@ def copy_submission(source: Path, destination: Path) -> list[str]:
     return left_out
 
 
-def worker_environment(scratch: Path, *, cuda: bool) -> dict[str, str]:
-    """A minimal environment: nothing of the grader's (tokens, paths) leaks to the student."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(scratch),
+def worker_environment(scratch: Path, *, cuda: bool, token: str) -> dict[str, str]:
+    """A minimal environment: nothing of the grader's (tokens, paths) leaks to the student.
+    `token` marks the worker's processes (see `kill_strays`)."""
+    env = {"TORCH_GRADER_WORKER": token, "PATH": "/usr/local/bin:/usr/bin:/bin",
+           "HOME": str(scratch),
            "TMPDIR": str(scratch / "tmp"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "PYTHONIOENCODING": "utf-8"}
@@ -332,6 +373,8 @@ class Worker:
 
     def _start(self) -> None:
         self._prepare()
+        become_subreaper()
+        self.token = f"{os.getpid()}-{id(self)}-{self.starts}"
         assert self.scratch is not None
         to_worker_read, to_worker_write = os.pipe()
         from_worker_read, from_worker_write = os.pipe()
@@ -346,7 +389,8 @@ class Worker:
         self.process = subprocess.Popen(
             command, pass_fds=(to_worker_read, from_worker_write),
             stdin=subprocess.DEVNULL, stdout=self.output_file, stderr=subprocess.STDOUT,
-            cwd=str(self.scratch), env=worker_environment(self.scratch, cuda=self.settings.cuda),
+            cwd=str(self.scratch),
+            env=worker_environment(self.scratch, cuda=self.settings.cuda, token=self.token),
             start_new_session=True,
         )
         os.close(to_worker_read)
@@ -421,6 +465,7 @@ class Worker:
                     os.close(fd)
                 except OSError:
                     pass
+            kill_strays(self.token, self.process.pid)
             self.process = None
         if self.cgroup is not None:
             _remove_cgroup(self.cgroup)
