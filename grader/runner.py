@@ -60,7 +60,7 @@ class Options:
     limits: Limits = field(default_factory=Limits)
     only: tuple[str, ...] = ()  # exercise ids (or part names) to grade; empty means all
     isolate: bool = True  # the sandbox layers of grader.isolation (off only for debugging)
-    memory_bytes: int | None = 4 << 30
+    memory_bytes: int | None = 2 << 30  # address space beyond a worker with torch imported
 
     def sandbox_settings(self) -> sandbox.Settings:
         return sandbox.Settings(isolate=self.isolate, memory_bytes=self.memory_bytes,

@@ -68,10 +68,11 @@ class Settings:
     """How to isolate workers (the machine decides what is available)."""
 
     isolate: bool = True
-    memory_bytes: int | None = 4 << 30
+    memory_bytes: int | None = 2 << 30  # address space beyond a worker with torch imported
     cpu_seconds: int = 600
     processes: int = 64
     cuda: bool = False
+    zygote: bool = True  # fork workers from a warm process that has imported torch
     # layers switched off after a worker could not start with them, and why
     disabled: dict[str, str] = field(default_factory=dict)
 
@@ -232,34 +233,6 @@ def become_subreaper() -> bool:
         return False
 
 
-def kill_strays(token: str, group: int) -> None:
-    """Kill and reap what a submission forked and left behind once its worker is gone: our
-    (adopted) children in the worker's process group or carrying its token in their
-    environment."""
-    marker = f"TORCH_GRADER_WORKER={token}".encode()
-    for _ in range(3):
-        strays = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = _read(entry / "stat").rsplit(")", 1)[1].split()
-                if int(fields[1]) != os.getpid():
-                    continue
-                if int(fields[2]) == group or marker in (entry / "environ").read_bytes():
-                    strays.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-        if not strays:
-            return
-        for pid in strays:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (OSError, ChildProcessError):
-                pass
-
-
 def copy_submission(source: Path, destination: Path) -> list[str]:
     """Copy a submission (links as links, size-capped); returns what was left out."""
     left_out = []
@@ -302,6 +275,84 @@ def worker_environment(scratch: Path, *, cuda: bool, token: str) -> dict[str, st
     return env
 
 
+# --- the zygote: a warm process that forks workers -------------------------------------------
+
+
+class Zygote:
+    """A process that imported torch (and computed nothing) and forks one worker per
+    submission: a worker then starts in milliseconds instead of the ~1.5 s of `import torch`."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.process: subprocess.Popen | None = None
+        self.control: Any = None
+
+    def start(self) -> None:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        scratch = Path(tempfile.gettempdir())
+        self.process = subprocess.Popen(
+            [sys.executable, "-s", "-B", "-c", _bootstrap(), str(runtime_dir()), "zygote",
+             str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, cwd="/", start_new_session=True,
+            env=worker_environment(scratch, cuda=self.cuda, token="zygote"))
+        theirs.close()
+        ours.settimeout(STARTUP_SECONDS)
+        self.control = ours
+        atexit.register(self.close)
+
+    def _ask(self, message: dict, fds: list[int]) -> int:
+        import socket
+
+        if self.process is None or self.process.poll() is not None:
+            self.close()
+            self.start()
+        socket.send_fds(self.control, [json.dumps(message).encode()], fds)
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = self.control.recv(64)
+            if not chunk:
+                raise OSError("the zygote ended")
+            answer += chunk
+        return int(answer)
+
+    def spawn(self, policy: dict, env: dict[str, str], fds: list[int]) -> int:
+        """Fork a worker that reads requests from fds[0], replies on fds[1] and prints to
+        fds[2]; returns its pid (also its process group)."""
+        return self._ask({"op": "fork", "policy": policy, "env": env}, fds)
+
+    def cleanup(self, token: str, group: int) -> None:
+        """Kill what a finished worker left behind (the zygote adopts orphaned forks)."""
+        try:
+            self._ask({"op": "cleanup", "token": token, "group": group}, [])
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.process.wait()
+            self.process = None
+
+
+_ZYGOTES: dict[bool, Zygote] = {}
+
+
+def zygote(cuda: bool) -> Zygote:
+    """This process's zygote (one per grader process and device setting)."""
+    if cuda not in _ZYGOTES:
+        _ZYGOTES[cuda] = Zygote(cuda)
+    return _ZYGOTES[cuda]
+
+
 # --- one worker -------------------------------------------------------------------------------
 
 
@@ -311,7 +362,8 @@ class Worker:
     def __init__(self, submission_dir: Path, *, settings: Settings | None = None) -> None:
         self.submission_dir = Path(submission_dir)
         self.settings = settings or Settings()
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen | None = None  # a fresh process (not from the zygote)
+        self.pid: int | None = None  # the worker's pid, also its process group
         self.output_file: Any = None
         self.scratch: Path | None = None
         self.cgroup: Path | None = None
@@ -384,15 +436,23 @@ class Worker:
         else:
             policy = {"scratch_dir": str(self.scratch), "network": False, "landlock": False,
                       "seccomp": False, "address_space_bytes": None}
-        command = [sys.executable, "-s", "-B", "-c", _bootstrap(), str(runtime_dir()),
-                   str(to_worker_read), str(from_worker_write), json.dumps(policy)]
-        self.process = subprocess.Popen(
-            command, pass_fds=(to_worker_read, from_worker_write),
-            stdin=subprocess.DEVNULL, stdout=self.output_file, stderr=subprocess.STDOUT,
-            cwd=str(self.scratch),
-            env=worker_environment(self.scratch, cuda=self.settings.cuda, token=self.token),
-            start_new_session=True,
-        )
+        env = worker_environment(self.scratch, cuda=self.settings.cuda, token=self.token)
+        self.pid = None
+        if self.settings.zygote:
+            try:
+                self.pid = zygote(self.settings.cuda).spawn(
+                    policy, env, [to_worker_read, from_worker_write, self.output_file.fileno()])
+            except (OSError, ValueError):
+                self.settings.zygote = False  # fall back to fresh processes for good
+        if self.pid is None:
+            command = [sys.executable, "-s", "-B", "-c", _bootstrap(), str(runtime_dir()),
+                       "fresh", str(to_worker_read), str(from_worker_write), json.dumps(policy)]
+            self.process = subprocess.Popen(
+                command, pass_fds=(to_worker_read, from_worker_write),
+                stdin=subprocess.DEVNULL, stdout=self.output_file, stderr=subprocess.STDOUT,
+                cwd=str(self.scratch), env=env, start_new_session=True,
+            )
+            self.pid = self.process.pid
         os.close(to_worker_read)
         os.close(from_worker_write)
         self.to_worker = to_worker_write
@@ -403,7 +463,7 @@ class Worker:
 
     def request(self, message: dict, *, timeout: float) -> dict:
         """Send one request and wait for its reply, at most `timeout` seconds."""
-        if self.process is None:
+        if self.pid is None:
             self.start()
         try:
             wire.send(self.to_worker, message)
@@ -424,18 +484,22 @@ class Worker:
         try:
             return wire.receive(self.from_worker)
         except wire.WireError as error:
-            code = self.process.poll() if self.process else None
-            if code is None and self.process is not None:
+            code = None
+            if self.process is not None:  # a zygote's child is reaped by the zygote: no code
                 try:
                     code = self.process.wait(timeout=1)
                 except subprocess.TimeoutExpired:
                     code = None
+            ended = isinstance(error, wire.ChannelClosed)
             self.kill()
             output = self.output_tail()
-            if code is None:
-                raise WorkerCrashed(f"the worker sent an unreadable answer ({error})", output) \
-                    from None
-            raise WorkerCrashed(_exit_description(code), output) from None
+            if code is not None:
+                raise WorkerCrashed(_exit_description(code), output) from None
+            if ended:
+                raise WorkerCrashed("the Python process running your code ended early",
+                                    output) from None
+            raise WorkerCrashed(f"the worker sent an unreadable answer ({error})", output) \
+                from None
 
     def output_tail(self) -> str:
         """The last bytes the student's code printed (capped)."""
@@ -450,23 +514,28 @@ class Worker:
             return ""
 
     def kill(self) -> None:
-        """Kill the worker and everything it started (its process group and its cgroup)."""
-        if self.process is not None:
+        """Kill the worker and everything it started (its process group and its cgroup, and
+        the forks that escaped both, which the grader or the zygote adopted)."""
+        if self.pid is not None:
             try:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+            if self.process is not None:
+                try:
+                    self.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+                isolation.kill_adopted(self.token, self.pid, reap=True)
+            else:
+                zygote(self.settings.cuda).cleanup(self.token, self.pid)
             for fd in (self.to_worker, self.from_worker):
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-            kill_strays(self.token, self.process.pid)
             self.process = None
+            self.pid = None
         if self.cgroup is not None:
             _remove_cgroup(self.cgroup)
             self.cgroup = None

@@ -132,12 +132,12 @@ class SubmissionSession:
 
     def reset(self) -> None:
         """Forget the objects the worker keeps for us (between examples)."""
-        if self.has_handles and self.worker.process is not None:
+        if self.has_handles and self.worker.pid is not None:
             self._request({"op": "reset"}, self.limits.call_seconds)
         self.has_handles = False
 
     def _request(self, message: dict, timeout: float) -> dict:
-        if self.worker.process is None:
+        if self.worker.pid is None:
             self.imported.clear()
             try:
                 self.worker.start()

@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # A message larger than this is refused: the worker cannot flood the grader's memory.
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _HEADER = struct.Struct("!Q")
 
 
 class WireError(Exception):
     """A message was malformed, too large, or the other side went away."""
+
+
+class ChannelClosed(WireError):
+    """The other side went away (its end of the pipe is closed)."""
 
 
 class _PlainDataUnpickler(pickle.Unpickler):
@@ -63,7 +67,7 @@ def read_exactly(fd: int, count: int) -> bytes:
     while count:
         chunk = os.read(fd, min(count, 1 << 20))
         if not chunk:
-            raise WireError("the other side closed the channel")
+            raise ChannelClosed("the other side closed the channel")
         chunks.append(chunk)
         count -= len(chunk)
     return b"".join(chunks)

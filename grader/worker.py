@@ -249,19 +249,18 @@ def serve(fd_in: int, fd_out: int, submission_dir: Path) -> None:
                 "type": type(error).__name__, "message": f"the result could not be sent: {error}"}})
 
 
-def main(argv: list[str]) -> None:
-    """`FD_IN FD_OUT POLICY_JSON`: isolate, import torch, then answer requests."""
+def run_isolated(fd_in: int, fd_out: int, policy_json: str) -> None:
+    """Isolate this process, then serve. Torch is imported already (zygote) or right after
+    isolation (a fresh process): once per worker, never per exercise."""
     import json
 
     from grader import isolation
 
-    fd_in, fd_out = int(argv[0]), int(argv[1])
-    policy = isolation.Policy(**json.loads(argv[2]))
+    policy = isolation.Policy(**json.loads(policy_json))
     # Isolation first: nothing of the student's has run yet, so this report can be trusted.
     report = isolation.apply(policy)
     submission_dir = Path(policy.scratch_dir) / "submission"
     os.chdir(submission_dir)
-    # Import torch before any student code: once per worker, never per exercise.
     import torch
 
     torch.set_num_threads(1)
@@ -274,9 +273,67 @@ def main(argv: list[str]) -> None:
     os._exit(0)
 
 
+def main(argv: list[str]) -> None:
+    """`FD_IN FD_OUT POLICY_JSON`: a fresh worker process."""
+    run_isolated(int(argv[0]), int(argv[1]), argv[2])
+
+
+def zygote_main(argv: list[str]) -> None:
+    """`CONTROL_FD`: import torch once, compute nothing, then fork one worker per request.
+
+    A request on the control socket carries the policy (JSON) and three descriptors (the
+    worker's request pipe, reply pipe and output file); the reply is the new worker's pid.
+    Computing anything here would break OpenMP in the children, and nothing here may hold an
+    answer: the children inherit this memory.
+    """
+    import json
+    import signal
+    import socket
+
+    import numpy  # noqa: F401 - warm imports shared by every child
+    import torch  # noqa: F401
+
+    from grader import codec, fixtures, isolation  # noqa: F401
+
+    control = socket.socket(fileno=int(argv[0]))
+    isolation.die_with_parent()
+    isolation.libc().prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: adopt orphans, kill them
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 16, 4)
+        except OSError:
+            os._exit(0)
+        if not message:
+            os._exit(0)
+        request = json.loads(message)
+        if request.get("op") == "cleanup":
+            isolation.kill_adopted(request["token"], request["group"], reap=False)
+            control.sendall(b"0\n")
+            continue
+        pid = os.fork()
+        if pid == 0:
+            try:
+                control.close()
+                fd_in, fd_out, output = fds
+                os.dup2(output, 1)
+                os.dup2(output, 2)
+                os.close(output)
+                os.setsid()
+                os.environ.clear()
+                os.environ.update(request["env"])
+                run_isolated(fd_in, fd_out, json.dumps(request["policy"]))
+            finally:
+                os._exit(1)
+        for fd in fds:
+            os.close(fd)
+        control.sendall(f"{pid}\n".encode())
+
+
 # Run as `python -s -B -c BOOTSTRAP RUNTIME_DIR FD_IN FD_OUT POLICY_JSON`: only the runtime copy
 # of the worker's modules is importable as `grader` (never the grader's checks or solutions).
 BOOTSTRAP = (
     "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
-    "sys.path.insert(0, sys.argv[1]); from grader.worker import main; main(sys.argv[2:])"
+    "sys.path.insert(0, sys.argv[1]); import grader.worker as w; "
+    "(w.zygote_main if sys.argv[2] == 'zygote' else w.main)(sys.argv[3:])"
 )
