@@ -53,7 +53,7 @@ def _check_folder(path: Path, what: str) -> Path:
 
 device_option = click.option("--device", type=click.Choice(["all", "cpu", "cuda"]),
                              default="all", show_default=True, help=SHARED_OPTIONS_HELP["device"])
-examples_option = click.option("--examples", type=click.IntRange(1, 10_000), default=30,
+examples_option = click.option("--examples", type=click.IntRange(1, 10_000), default=12,
                                show_default=True, help=SHARED_OPTIONS_HELP["examples"])
 only_option = click.option("--only", multiple=True, metavar="ID",
                            help="Grade only this exercise (e.g. tensors.softmax) or part "
@@ -93,9 +93,12 @@ def check(path: Path, report_path: Path, device: str, examples: int,
       grader check exercises/
       grader check my_work/ --only tensors.softmax --report softmax.html
     """
-    from grader import outputs, runner, terminal
+    from grader import sandbox
 
     _check_folder(path, "submission folder")
+    sandbox.prestart()  # the worker's `import torch` overlaps with the grader's own
+    from grader import outputs, runner, terminal
+
     options = _options(device, examples, only)
     started = time.perf_counter()
     interactive = sys.stdout.isatty()
@@ -140,18 +143,22 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str
       grader grade submissions/ --out results/ -j 4
       grader grade                      # the bundled examples, into grading-report/
     """
-    from grader import outputs, pack, runner
+    from grader import pack, sandbox
 
     if submissions is None:
         submissions = pack.pack_folder("examples")
         click.echo(f"No SUBMISSIONS given: grading the bundled examples in {submissions}")
     _check_folder(submissions, "submissions folder")
+    jobs = jobs or os.cpu_count() or 1
+    if jobs == 1:
+        sandbox.prestart()
+    from grader import outputs, runner
+
     folders = runner.submission_folders(submissions)
     if not folders:
         raise click.ClickException(f"{submissions} has no sub-folders: put each submission in "
                                    "its own folder (its name is the submission id)")
     options = _options(device, examples, only)
-    jobs = jobs or os.cpu_count() or 1
     started = time.perf_counter()
     results = []
     show_bar = sys.stderr.isatty()
@@ -162,8 +169,6 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str
             results.append(result)
             if show_bar:
                 bar.update(1, result)
-            else:
-                click.echo(f"  {result.id}: {result.score:g} / {result.max_score:g}")
     written = outputs.write_class_outputs(results, out_dir, devices=options.devices)
     elapsed = time.perf_counter() - started
     click.echo(f"Graded {len(results)} submissions in {elapsed:.1f} s "

@@ -15,9 +15,17 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 
+def seed_everything(seed: int) -> None:
+    """Seed torch's generators. `torch.manual_seed` would also queue a lazy CUDA seeding that
+    records a stack trace on every call (milliseconds each) when CUDA is not initialized."""
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_initialized():
+        torch.cuda.manual_seed_all(seed)
+
+
 def _seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        seed_everything(seed)
         return build()
 
 
@@ -55,7 +63,7 @@ class SpyClassifier(nn.Module):
 def spy_classifier(in_features: int, classes: int, seed: int) -> nn.Module:
     model = _seeded(seed, lambda: SpyClassifier(in_features, classes))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1)
+        seed_everything(seed + 1)
         model.norm.running_mean.normal_()
         model.norm.running_var.uniform_(0.5, 2.0)
     model.train()

@@ -35,7 +35,7 @@ from grader.results import CheckResult, ExerciseResult, SubmissionResult, points
 from grader.session import Limits, SubmissionSession
 from grader.spec import CPU_ONLY, EACH_DEVICE, META, Exercise, Property
 
-DEFAULT_EXAMPLES = 30
+DEFAULT_EXAMPLES = 12
 PROFILE = "grading"
 hypothesis.settings.register_profile(
     PROFILE,
@@ -79,8 +79,10 @@ def grading_settings(max_examples: int) -> hypothesis.settings:
                                max_examples=max_examples)
 
 
+@functools.cache
 def build_test(prop: Property, examples: int) -> Callable[[Context], None]:
-    """The hypothesis test of a property, built fresh with the grading settings."""
+    """The hypothesis test of a property with the grading settings (built once per process:
+    the context, which changes per submission, is its argument)."""
 
     @functools.wraps(prop.test)
     def run_example(ctx: Context, *args: object, **kwargs: object) -> None:
@@ -271,7 +273,8 @@ def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(folders)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(folders)), mp_context=context,
+                             initializer=sandbox.prestart) as pool:
         futures = [pool.submit(_grade_one, folder, options) for folder in folders]
         from concurrent.futures import as_completed
 

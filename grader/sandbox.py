@@ -282,12 +282,12 @@ class Zygote:
     """A process that imported torch (and computed nothing) and forks one worker per
     submission: a worker then starts in milliseconds instead of the ~1.5 s of `import torch`."""
 
-    def __init__(self, cuda: bool) -> None:
-        self.cuda = cuda
+    def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
         self.control: Any = None
 
     def start(self) -> None:
+        """Launch it (it imports torch in the background; the first fork waits for that)."""
         import socket
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -297,7 +297,7 @@ class Zygote:
              str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, cwd="/", start_new_session=True,
-            env=worker_environment(scratch, cuda=self.cuda, token="zygote"))
+            env=worker_environment(scratch, cuda=True, token="zygote"))
         theirs.close()
         ours.settimeout(STARTUP_SECONDS)
         self.control = ours
@@ -343,14 +343,17 @@ class Zygote:
             self.process = None
 
 
-_ZYGOTES: dict[bool, Zygote] = {}
+@cache
+def zygote() -> Zygote:
+    """This process's zygote (each child gets its own environment, CUDA settings included)."""
+    return Zygote()
 
 
-def zygote(cuda: bool) -> Zygote:
-    """This process's zygote (one per grader process and device setting)."""
-    if cuda not in _ZYGOTES:
-        _ZYGOTES[cuda] = Zygote(cuda)
-    return _ZYGOTES[cuda]
+def prestart() -> None:
+    """Start the zygote now, so its `import torch` overlaps with the grader's own."""
+    warm = zygote()
+    if warm.process is None:
+        warm.start()
 
 
 # --- one worker -------------------------------------------------------------------------------
@@ -440,7 +443,7 @@ class Worker:
         self.pid = None
         if self.settings.zygote:
             try:
-                self.pid = zygote(self.settings.cuda).spawn(
+                self.pid = zygote().spawn(
                     policy, env, [to_worker_read, from_worker_write, self.output_file.fileno()])
             except (OSError, ValueError):
                 self.settings.zygote = False  # fall back to fresh processes for good
@@ -528,7 +531,7 @@ class Worker:
                     pass
                 isolation.kill_adopted(self.token, self.pid, reap=True)
             else:
-                zygote(self.settings.cuda).cleanup(self.token, self.pid)
+                zygote().cleanup(self.token, self.pid)
             for fd in (self.to_worker, self.from_worker):
                 try:
                     os.close(fd)

@@ -67,7 +67,7 @@ def _as_layout(values: torch.Tensor, layout: str) -> torch.Tensor:
 def tensors(draw: st.DrawFn, *, shape: tuple[int, ...] | st.SearchStrategy | None = None,
             dtype: torch.dtype | tuple[torch.dtype, ...] = torch.float32,
             elements: st.SearchStrategy | None = None, layouts: tuple[str, ...] = LAYOUTS,
-            min_dims: int = 1, max_dims: int = 4, max_side: int = 6) -> torch.Tensor:
+            min_dims: int = 1, max_dims: int = 3, max_side: int = 6) -> torch.Tensor:
     """Small tensors drawn element by element (so hypothesis can shrink the values too)."""
     if shape is None:
         shape = shapes(min_dims=min_dims, max_dims=max_dims, max_side=max_side)

@@ -90,9 +90,8 @@ class Worker:
     def call(self, request: dict) -> dict:
         """Call the target with decoded inputs; report the result and what happened to inputs."""
         import numpy as np
-        import torch
 
-        from grader import codec
+        from grader import codec, fixtures
 
         try:
             function = self.resolve(request["target"])
@@ -102,7 +101,7 @@ class Worker:
         kwargs = codec.decode_input(request.get("kwargs", {KIND: "dict", "items": []}),
                                     self.handles) if request.get("kwargs") else {}
         seed = int(request.get("seed", 0))
-        torch.manual_seed(seed)
+        fixtures.seed_everything(seed)
         random.seed(seed)
         np.random.seed(seed % (2**32))
         monitor = _monitor(request.get("forbid", ()), request.get("watch_autograd", False))
@@ -257,6 +256,8 @@ def run_isolated(fd_in: int, fd_out: int, policy_json: str) -> None:
     from grader import isolation
 
     policy = isolation.Policy(**json.loads(policy_json))
+    for stream in (sys.stdout, sys.stderr):  # what the student prints survives an os._exit
+        stream.reconfigure(line_buffering=True)
     # Isolation first: nothing of the student's has run yet, so this report can be trusted.
     report = isolation.apply(policy)
     submission_dir = Path(policy.scratch_dir) / "submission"
@@ -295,6 +296,9 @@ def zygote_main(argv: list[str]) -> None:
 
     from grader import codec, fixtures, isolation  # noqa: F401
 
+    # The first op on the meta device imports ~800 modules (sympy, decompositions: ~1 s); do it
+    # once here. It is shape arithmetic in Python, not a computation: no OpenMP pool starts.
+    torch.cat([torch.empty(2, device="meta")] * 2)
     control = socket.socket(fileno=int(argv[0]))
     isolation.die_with_parent()
     isolation.libc().prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: adopt orphans, kill them

@@ -61,7 +61,7 @@ def two_layer_problems(draw: st.DrawFn) -> tuple:
     return x, y, w1, w2, learning_rate, draw(st.integers(1, 4))
 
 
-@train_two_layer.check(points=1.5)
+@train_two_layer.check(points=1.5, max_examples=8)
 @given(problem=two_layer_problems())
 def returns_losses_before_each_update(ctx: Context, problem: tuple) -> None:
     """returns the `steps` losses (Python floats), each computed before its update"""
@@ -70,7 +70,7 @@ def returns_losses_before_each_update(ctx: Context, problem: tuple) -> None:
     expect_losses(ctx, reply.value, expected, "the list of losses")
 
 
-@train_two_layer.check(points=1.5)
+@train_two_layer.check(points=1.5, max_examples=8)
 @given(problem=two_layer_problems())
 def updates_weights_in_place(ctx: Context, problem: tuple) -> None:
     """updates w1 and w2 in place (w -= learning_rate * w.grad) and leaves their grads zeroed"""
@@ -112,7 +112,7 @@ def parameters_with_grads(draw: st.DrawFn) -> tuple[list[torch.Tensor], float]:
     return params, draw(st.sampled_from([0.1, 0.01, 0.5]))
 
 
-@sgd_update.check(points=1.5)
+@sgd_update.check(points=1.5, max_examples=8)
 @given(case=parameters_with_grads())
 def steps_each_parameter(ctx: Context, case: tuple) -> None:
     """changes each parameter in place by -lr * p.grad (skipping parameters without a grad)"""
@@ -125,7 +125,7 @@ def steps_each_parameter(ctx: Context, case: tuple) -> None:
                           atol=1e-6)
 
 
-@sgd_update.check(points=1)
+@sgd_update.check(points=1, max_examples=8)
 @given(case=parameters_with_grads())
 def zeroes_grads_returns_none(ctx: Context, case: tuple) -> None:
     """zeroes every gradient after the update and returns None"""
@@ -180,7 +180,7 @@ def run_train(ctx: Context, problem: dict) -> tuple:
     return reply, model, twin, losses
 
 
-@train.check(points=1.5)
+@train.check(points=1.5, max_examples=8)
 @given(problem=training_problems())
 def returns_epoch_losses(ctx: Context, problem: dict) -> None:
     """returns one loss per epoch (Python floats), each computed before that epoch's step"""
@@ -188,7 +188,7 @@ def returns_epoch_losses(ctx: Context, problem: dict) -> None:
     expect_losses(ctx, reply.value, losses, "the list of epoch losses")
 
 
-@train.check(points=1.5)
+@train.check(points=1.5, max_examples=8)
 @given(problem=training_problems())
 def trains_the_model(ctx: Context, problem: dict) -> None:
     """leaves the model trained: zero_grad, forward, loss, backward, step in every epoch"""
@@ -238,7 +238,7 @@ def run_train_batches(ctx: Context, problem: dict) -> tuple:
     return reply, model, twin, losses
 
 
-@train_batches.check(points=1.5)
+@train_batches.check(points=1.5, max_examples=8)
 @given(problem=batch_problems())
 def returns_mean_loss_per_sample(ctx: Context, problem: dict) -> None:
     """returns each epoch's mean loss per sample (batch losses weighted by batch size)"""
@@ -246,7 +246,7 @@ def returns_mean_loss_per_sample(ctx: Context, problem: dict) -> None:
     expect_losses(ctx, reply.value, losses, "the list of epoch losses")
 
 
-@train_batches.check(points=1.5)
+@train_batches.check(points=1.5, max_examples=8)
 @given(problem=batch_problems())
 def trains_on_every_batch(ctx: Context, problem: dict) -> None:
     """takes one optimizer step per batch (zero_grad, forward, loss, backward, step)"""
@@ -287,7 +287,7 @@ def run_evaluate(ctx: Context, problem: dict) -> tuple:
     return reply, model
 
 
-@evaluate.check(points=1)
+@evaluate.check(points=1, max_examples=8)
 @given(problem=evaluation_problems())
 def returns_accuracy(ctx: Context, problem: dict) -> None:
     """returns the fraction of samples whose argmax over dim 1 equals the label"""
@@ -301,7 +301,7 @@ def returns_accuracy(ctx: Context, problem: dict) -> None:
     ctx.expect_float(value, expected, "the accuracy", rtol=1e-6, atol=1e-6)
 
 
-@evaluate.check(points=1)
+@evaluate.check(points=1, max_examples=8)
 @given(problem=evaluation_problems())
 def eval_mode_without_graph(ctx: Context, problem: dict) -> None:
     """runs the model in eval mode (model.eval()) without recording a graph (torch.no_grad())"""

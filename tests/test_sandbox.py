@@ -1,0 +1,71 @@
+"""The worker process: warm starts from the zygote, fresh starts, deadlines, crashes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from grader import codec, sandbox
+
+from .conftest import copy_solutions
+
+
+def call(worker: sandbox.Worker, name: str, *args, timeout: float = 10) -> dict:
+    worker.request({"op": "load", "part": "tensors"}, timeout=30)
+    return worker.request({"op": "call", "target": {"part": "tensors", "name": name},
+                           "args": [codec.encode(arg) for arg in args]}, timeout=timeout)
+
+
+@pytest.mark.parametrize("zygote", [True, False])
+def test_a_worker_answers_from_a_copy_of_the_submission(tmp_path: Path, zygote: bool) -> None:
+    import torch
+
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    with sandbox.Worker(folder, settings=sandbox.Settings(zygote=zygote)) as worker:
+        reply = call(worker, "count_elements", torch.ones(2, 3))
+        assert reply["status"] == "ok" and reply["value"] == 6
+        assert worker.scratch is not None and worker.scratch != folder
+        assert worker.isolation["limits"] == "active"
+    assert worker.scratch is None  # the scratch copy is gone
+
+
+def test_zygote_workers_start_in_milliseconds(tmp_path: Path) -> None:
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    sandbox.Worker(folder).close()
+    first = sandbox.Worker(folder)
+    first.start()  # warms the zygote if needed
+    first.close()
+    started = time.perf_counter()
+    worker = sandbox.Worker(folder)
+    worker.start()
+    elapsed = time.perf_counter() - started
+    worker.close()
+    assert elapsed < 0.5  # a fresh `python` + `import torch` takes ~1.5 s
+
+
+def test_a_timeout_kills_the_worker_and_a_new_one_serves(tmp_path: Path) -> None:
+    import torch
+
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    with open(folder / "tensors.py", "a") as handle:
+        handle.write("\n\ndef dot(u, v):\n    while True:\n        pass\n")
+    with sandbox.Worker(folder) as worker:
+        with pytest.raises(sandbox.WorkerTimeout):
+            call(worker, "dot", torch.ones(2), torch.ones(2), timeout=1)
+        assert worker.pid is None
+        assert call(worker, "count_elements", torch.ones(4))["value"] == 4
+
+
+def test_an_exiting_worker_is_reported_as_crashed(tmp_path: Path) -> None:
+    import torch
+
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    with open(folder / "tensors.py", "a") as handle:
+        handle.write("\n\nimport os\n\ndef dot(u, v):\n    print('bye')\n    os._exit(3)\n")
+    with sandbox.Worker(folder) as worker:
+        with pytest.raises(sandbox.WorkerCrashed) as crash:
+            call(worker, "dot", torch.ones(2), torch.ones(2))
+        assert "ended early" in str(crash.value)
+        assert "bye" in crash.value.output
