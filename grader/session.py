@@ -115,8 +115,8 @@ class SubmissionSession:
                    "report_args": report_args}
         if kwargs:
             request["kwargs"] = kwargs
-        self.has_handles = True  # any call may keep objects (e.g. a returned module)
         reply = self._request(request, timeout or self.limits.call_seconds)
+        self.has_handles = reply.get("kept", 1) > 0  # objects the worker holds for us
         return Reply(
             status=reply["status"],
             value=codec.decode_result(reply.get("value")),

@@ -241,6 +241,7 @@ def serve(fd_in: int, fd_out: int, submission_dir: Path) -> None:
             reply = worker.handle(request)
         except BaseException as error:  # noqa: BLE001 - keep answering; a reply is always owed
             reply = {"status": "error", "error": describe_error(error, worker.submission_dir)}
+        reply["kept"] = len(worker.handles)  # the grader resets only when something is kept
         try:
             wire.send(fd_out, reply)
         except Exception as error:  # noqa: BLE001 - e.g. an unencodable value
