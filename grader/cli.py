@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from grader import gradescope
+
 SHARED_OPTIONS_HELP = {
     "device": "Where to run the checks: cpu, cuda, or all available devices (default).",
     "examples": "Generated examples per check (more is more thorough and slower).",
@@ -55,6 +57,9 @@ device_option = click.option("--device", type=click.Choice(["all", "cpu", "cuda"
                              default="all", show_default=True, help=SHARED_OPTIONS_HELP["device"])
 examples_option = click.option("--examples", type=click.IntRange(1, 10_000), default=12,
                                show_default=True, help=SHARED_OPTIONS_HELP["examples"])
+junit_option = click.option("--junit", "junit_path", default=None,
+                            type=click.Path(path_type=Path, dir_okay=False),
+                            help="Also write a JUnit XML report to this file.")
 only_option = click.option("--only", multiple=True, metavar="ID",
                            help="Grade only this exercise (e.g. tensors.softmax) or part "
                            "(e.g. autograd); repeatable.")
@@ -80,8 +85,9 @@ def main() -> None:
 @device_option
 @examples_option
 @only_option
+@junit_option
 def check(path: Path, report_path: Path, device: str, examples: int,
-          only: tuple[str, ...]) -> None:
+          only: tuple[str, ...], junit_path: Path | None) -> None:
     """Check one submission folder (default: exercises/) before you hand it in.
 
     Prints a table of every exercise with its points, explains each failure with the smallest
@@ -116,6 +122,8 @@ def check(path: Path, report_path: Path, device: str, examples: int,
         click.echo("\n" + details)
     click.echo("\n" + terminal.table(result).splitlines()[-1])
     outputs.write_submission_report(result, report_path)
+    if junit_path is not None:
+        outputs.write_junit([result], junit_path)
     click.echo(f"  Report: {report_path}   ({time.perf_counter() - started:.1f} s)")
     sys.exit(0 if result.passed_count == len(result.exercises) else 1)
 
@@ -130,8 +138,9 @@ def check(path: Path, report_path: Path, device: str, examples: int,
 @device_option
 @examples_option
 @only_option
+@junit_option
 def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str,
-          examples: int, only: tuple[str, ...]) -> None:
+          examples: int, only: tuple[str, ...], junit_path: Path | None) -> None:
     """Grade every sub-folder of SUBMISSIONS (one folder per student) into OUT.
 
     Writes OUT/results.json (the machine-readable grades), OUT/grades.csv, OUT/index.html (the
@@ -170,11 +179,45 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str
             if show_bar:
                 bar.update(1, result)
     written = outputs.write_class_outputs(results, out_dir, devices=options.devices)
+    if junit_path is not None:
+        written["junit"] = outputs.write_junit(results, junit_path)
     elapsed = time.perf_counter() - started
     click.echo(f"Graded {len(results)} submissions in {elapsed:.1f} s "
                f"({elapsed / len(results):.2f} s each, {jobs} at a time).")
     for kind, path in written.items():
         click.echo(f"  {kind:<8} {path}")
+
+
+@main.command(name="gradescope")
+@click.option("--submission", "submission_dir", default=gradescope.DEFAULT_SUBMISSION,
+              show_default=True, type=click.Path(path_type=Path, file_okay=False),
+              help="The submission folder (Gradescope unpacks it here).")
+@click.option("--results", "results_path", default=gradescope.DEFAULT_RESULTS,
+              show_default=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Where Gradescope reads the results.")
+@click.option("--visibility", type=click.Choice(gradescope.VISIBILITIES), default="visible",
+              show_default=True, help="When students see each exercise's result.")
+@examples_option
+def gradescope_command(submission_dir: Path, results_path: Path, visibility: str,
+                       examples: int) -> None:
+    """Grade the submission Gradescope unpacked and write its results.json (call it from the
+    autograder's `run_autograder`).
+
+    \b
+    Example (run_autograder):
+      grader gradescope
+      grader gradescope --submission sub/ --results out/results.json
+    """
+    from grader import sandbox
+
+    _check_folder(submission_dir, "submission folder")
+    sandbox.prestart()
+    from grader import outputs, runner
+
+    options = _options("all", examples, ())
+    result = runner.grade_submission(submission_dir, options, submission_id="submission")
+    outputs.write_gradescope(result, results_path, visibility=visibility)
+    click.echo(f"{result.score:g} / {result.max_score:g} -> {results_path}")
 
 
 @main.command(name="list")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader import report
+from grader import gradescope, junit, report
 from grader.results import SubmissionResult, grades_csv, results_json, write_text
 
 
@@ -25,3 +25,13 @@ def write_class_outputs(results: list[SubmissionResult], out_dir: Path, *,
         write_submission_report(result, out_dir / result.id / "report.html")
     write_text(written["index"], report.class_html(results, devices=devices))
     return written
+
+
+def write_junit(results: list[SubmissionResult], path: Path) -> Path:
+    write_text(path, junit.junit_xml(results))
+    return path
+
+
+def write_gradescope(result: SubmissionResult, path: Path, *, visibility: str) -> Path:
+    write_text(path, gradescope.gradescope_json(result, visibility=visibility))
+    return path

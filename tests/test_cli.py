@@ -28,7 +28,8 @@ def test_list_shows_every_exercise_with_points(cli: CliRunner) -> None:
     assert "38 exercises" in result.output
 
 
-@pytest.mark.parametrize("command", [[], ["check"], ["grade"], ["list"], ["doctor"]])
+@pytest.mark.parametrize("command", [[], ["check"], ["grade"], ["list"], ["doctor"],
+                                     ["gradescope"]])
 def test_every_command_explains_itself_with_an_example(cli: CliRunner, command: list) -> None:
     result = cli.invoke(main, [*command, "--help"])
     assert result.exit_code == 0

@@ -1,0 +1,92 @@
+"""Platform formats parsed back and checked against their specs: JUnit XML, Gradescope."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import junitparser
+import pytest
+from click.testing import CliRunner
+
+from grader import gradescope, junit
+from grader.cli import main
+from grader.results import CheckResult, ExerciseResult, SubmissionResult
+
+from .conftest import copy_solutions
+
+
+def sample(name: str = "alice") -> SubmissionResult:
+    def exercise(exercise_id: str, status: str, score: float) -> ExerciseResult:
+        return ExerciseResult(exercise_id, score, 2.0, status,
+                              "Passed." if status == "passed" else f"{status}: <why> & how",
+                              [CheckResult("c", "d", status, score, 2.0)], "what it does")
+
+    return SubmissionResult(name, [exercise("tensors.dot", "passed", 2.0),
+                                   exercise("tensors.softmax", "failed", 0.5),
+                                   exercise("tensors.swap", "error", 0.0),
+                                   exercise("tensors.split", "missing", 0.0)], seconds=1.5)
+
+
+def test_junit_xml_parses_with_a_junit_library(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    path.write_text(junit.junit_xml([sample("bob"), sample("alice")]))
+    xml = junitparser.JUnitXml.fromfile(str(path))
+    suites = list(xml)
+    assert [suite.name for suite in suites] == ["alice", "bob"]
+    suite = suites[0]
+    assert (suite.tests, suite.failures, suite.errors) == (4, 2, 1)
+    cases = {case.name: case for case in suite}
+    assert set(cases) == {"tensors.dot", "tensors.softmax", "tensors.swap", "tensors.split"}
+    assert cases["tensors.dot"].is_passed
+    (failure,) = cases["tensors.softmax"].result
+    assert isinstance(failure, junitparser.Failure) and failure.type == "failed"
+    assert "<why> & how" in failure.text
+    (error,) = cases["tensors.swap"].result
+    assert isinstance(error, junitparser.Error)
+    from xml.etree import ElementTree
+
+    case = ElementTree.parse(path).find(".//testcase[@classname='alice.tensors.softmax']")
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties == {"score": "0.5", "max_score": "2", "status": "failed"}
+
+
+def test_gradescope_results_have_every_required_field() -> None:
+    document = json.loads(gradescope.gradescope_json(sample(), visibility="after_due_date"))
+    assert document["score"] == 2.5
+    assert isinstance(document["execution_time"], float)
+    assert document["output"].startswith("1 of 4 exercises passed")
+    assert len(document["tests"]) == 4
+    for test in document["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "status", "output",
+                             "output_format", "visibility"}
+        assert test["status"] in {"passed", "failed"}
+        assert test["visibility"] == "after_due_date"
+    assert [t["status"] for t in document["tests"]] == ["passed", "failed", "failed", "failed"]
+    assert document["tests"][2]["output"].startswith("[error]")
+    with pytest.raises(ValueError):
+        gradescope.gradescope_json(sample(), visibility="sometimes")
+
+
+def test_gradescope_command_grades_and_writes_results(tmp_path: Path) -> None:
+    submission = copy_solutions(tmp_path / "submission", parts=("networks",))
+    results = tmp_path / "results" / "results.json"
+    outcome = CliRunner().invoke(main, ["gradescope", "--submission", str(submission),
+                                        "--results", str(results), "--examples", "3"])
+    assert outcome.exit_code == 0, outcome.output
+    document = json.loads(results.read_text())
+    by_name = {t["name"].split(":")[0]: t for t in document["tests"]}
+    assert by_name["networks.Net"]["status"] == "passed"
+    assert by_name["tensors.dot"]["status"] == "failed"  # no tensors.py: missing
+    assert document["score"] == sum(t["score"] for t in document["tests"])
+
+
+def test_check_writes_junit_on_request(tmp_path: Path) -> None:
+    submission = copy_solutions(tmp_path / "work", parts=("autograd",))
+    path = tmp_path / "junit.xml"
+    outcome = CliRunner().invoke(main, ["check", str(submission), "--only", "autograd",
+                                        "--junit", str(path), "--report",
+                                        str(tmp_path / "r.html")])
+    assert outcome.exit_code == 0, outcome.output
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(path))))
+    assert suite.tests == 6 and suite.failures == 0 and suite.errors == 0
