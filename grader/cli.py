@@ -86,8 +86,14 @@ def main() -> None:
 @examples_option
 @only_option
 @junit_option
+@click.option("--github", is_flag=True, default=False,
+              help="GitHub Classroom / Actions: print `Points X/Y`, ::error annotations, and "
+              "write the job summary to $GITHUB_STEP_SUMMARY.")
+@click.option("--min-score", type=float, default=None,
+              help="Exit 0 when the score reaches this (instead of: when everything passed).")
 def check(path: Path, report_path: Path, device: str, examples: int,
-          only: tuple[str, ...], junit_path: Path | None) -> None:
+          only: tuple[str, ...], junit_path: Path | None, github: bool,
+          min_score: float | None) -> None:
     """Check one submission folder (default: exercises/) before you hand it in.
 
     Prints a table of every exercise with its points, explains each failure with the smallest
@@ -98,6 +104,7 @@ def check(path: Path, report_path: Path, device: str, examples: int,
     Example:
       grader check exercises/
       grader check my_work/ --only tensors.softmax --report softmax.html
+      grader check . --github --min-score 60      # in a GitHub Classroom workflow
     """
     from grader import sandbox
 
@@ -125,6 +132,18 @@ def check(path: Path, report_path: Path, device: str, examples: int,
     if junit_path is not None:
         outputs.write_junit([result], junit_path)
     click.echo(f"  Report: {report_path}   ({time.perf_counter() - started:.1f} s)")
+    if github:
+        from grader import github as github_format
+
+        for line in github_format.annotations(result):
+            click.echo(line)
+        click.echo(github_format.points_line(result))
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(github_format.job_summary(result))
+    if min_score is not None:
+        sys.exit(0 if result.score >= min_score else 1)
     sys.exit(0 if result.passed_count == len(result.exercises) else 1)
 
 

@@ -90,3 +90,27 @@ def test_check_writes_junit_on_request(tmp_path: Path) -> None:
     assert outcome.exit_code == 0, outcome.output
     suite = next(iter(junitparser.JUnitXml.fromfile(str(path))))
     assert suite.tests == 6 and suite.failures == 0 and suite.errors == 0
+
+
+def test_github_mode_prints_points_annotations_and_a_summary(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    submission = copy_solutions(tmp_path / "work", parts=("tensors",))
+    source = (submission / "tensors.py").read_text()
+    (submission / "tensors.py").write_text(source.replace("return torch.dot(u, v)",
+                                                          "return torch.dot(u, v).item()"))
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    arguments = ["check", str(submission), "--only", "tensors.dot", "--only", "tensors.swap",
+                 "--github", "--report", str(tmp_path / "r.html")]
+    outcome = CliRunner().invoke(main, [*arguments, "--min-score", "1"])
+    assert outcome.exit_code == 0, outcome.output  # 1.5 (swap) >= 1
+    lines = outcome.output.splitlines()
+    assert "Points 1.5/3" in lines
+    (annotation,) = [line for line in lines if line.startswith("::error ")]
+    assert annotation.startswith("::error file=tensors.py,line=")
+    assert "title=tensors.dot%3A error" in annotation
+    assert "%0A" in annotation and "\n" not in annotation
+    text = summary.read_text()
+    assert "1.5 / 3 points" in text and "| `tensors.dot` | ❌ error | 0 / 1.5 |" in text
+    failing = CliRunner().invoke(main, [*arguments, "--min-score", "2"])
+    assert failing.exit_code == 1
