@@ -146,37 +146,51 @@ train = exercise("training.train", "the full-batch training loop")
 
 
 @st.composite
+def samples(draw: st.DrawFn, n: int, d_in: int, d_out: int, kind: str) -> tuple:
+    """`n` inputs and their targets: values for MSE, class indices for cross-entropy."""
+    inputs = draw(seeded_tensors((n, d_in)))
+    if kind == "mse":
+        return inputs, draw(seeded_tensors((n, d_out)))
+    labels = draw(st.lists(st.integers(0, d_out - 1), min_size=n, max_size=n))
+    return inputs, torch.tensor(labels, dtype=torch.int64)
+
+
+@st.composite
 def training_problems(draw: st.DrawFn) -> dict:
     n, d_in, hidden, d_out = draw(st.lists(st.integers(2, 7), min_size=4, max_size=4,
                                            unique=True))
     kind = draw(st.sampled_from(["mse", "cross_entropy"]))
-    inputs = draw(seeded_tensors((n, d_in)))
-    if kind == "mse":
-        targets = draw(seeded_tensors((n, d_out)))
-    else:
-        targets = torch.tensor(draw(st.lists(st.integers(0, d_out - 1), min_size=n,
-                                             max_size=n)), dtype=torch.int64)
+    inputs, targets = draw(samples(n, d_in, d_out, kind))
     return {"sizes": [d_in, hidden, d_out], "seed": draw(st.integers(0, 2**16)),
             "inputs": inputs, "targets": targets, "criterion": kind,
             "lr": draw(st.sampled_from([0.05, 0.1])), "momentum": draw(st.sampled_from([0.0, 0.9])),
             "epochs": draw(st.integers(2, 4))}
 
 
-def run_train(ctx: Context, problem: dict) -> tuple:
-    """The student's train() on a model built in the worker; the reference's on a twin here."""
-    model = ctx.fixture("mlp", problem["sizes"], problem["seed"], ctx.device)
+def training_objects(ctx: Context, problem: dict, device: str) -> tuple:
+    """Model, optimizer and loss built in the worker (for the student's loop), and the twin
+    model, optimizer and loss built here (for the reference's)."""
+    model = ctx.fixture("mlp", problem["sizes"], problem["seed"], device)
     optimizer = ctx.fixture("sgd", model, problem["lr"], problem["momentum"])
     criterion = ctx.fixture("criterion", problem["criterion"])
-    ctx.describe_input("model", f"an MLP with layer sizes {problem['sizes']}")
+    where = " (on the CPU)" if device == "cpu" and ctx.device != "cpu" else ""
+    ctx.describe_input("model", f"an MLP with layer sizes {problem['sizes']}{where}")
     ctx.describe_input("optimizer", f"SGD(lr={problem['lr']}, momentum={problem['momentum']})")
     ctx.describe_input("criterion", CRITERIA[problem["criterion"]])
+    twin = fixtures.mlp(problem["sizes"], problem["seed"])
+    twins = (twin, fixtures.sgd(twin, problem["lr"], problem["momentum"]),
+             fixtures.criterion(problem["criterion"]))
+    return (model, optimizer, criterion), twins
+
+
+def run_train(ctx: Context, problem: dict) -> tuple:
+    """The student's train() on a model built in the worker; the reference's on a twin here."""
+    (model, optimizer, criterion), (twin, twin_optimizer, twin_criterion) = \
+        training_objects(ctx, problem, ctx.device)
     reply = ctx.call(model, problem["inputs"], problem["targets"], criterion, optimizer,
                      problem["epochs"])
-    twin = fixtures.mlp(problem["sizes"], problem["seed"])
-    losses = ctx.reference(twin, problem["inputs"], problem["targets"],
-                           fixtures.criterion(problem["criterion"]),
-                           fixtures.sgd(twin, problem["lr"], problem["momentum"]),
-                           problem["epochs"])
+    losses = ctx.reference(twin, problem["inputs"], problem["targets"], twin_criterion,
+                           twin_optimizer, problem["epochs"])
     return reply, model, twin, losses
 
 
@@ -206,35 +220,23 @@ def batch_problems(draw: st.DrawFn) -> dict:
     problem = draw(training_problems())
     n = problem["inputs"].shape[0] + 5  # at least 7 samples: a smaller last batch
     d_in, _, d_out = problem["sizes"]
-    problem["inputs"] = draw(seeded_tensors((n, d_in)))
-    if problem["criterion"] == "mse":
-        problem["targets"] = draw(seeded_tensors((n, d_out)))
-    else:
-        problem["targets"] = torch.tensor(draw(st.lists(st.integers(0, d_out - 1), min_size=n,
-                                                        max_size=n)), dtype=torch.int64)
+    problem["inputs"], problem["targets"] = draw(samples(n, d_in, d_out, problem["criterion"]))
     problem["batch_size"] = draw(st.sampled_from([3, 4]).filter(lambda b: n % b != 0))
     return problem
 
 
 def run_train_batches(ctx: Context, problem: dict) -> tuple:
-    model = ctx.fixture("mlp", problem["sizes"], problem["seed"], "cpu")
-    optimizer = ctx.fixture("sgd", model, problem["lr"], problem["momentum"])
-    criterion = ctx.fixture("criterion", problem["criterion"])
+    """The model starts on the CPU: the student's loop must move it to `device`."""
+    (model, optimizer, criterion), (twin, twin_optimizer, twin_criterion) = \
+        training_objects(ctx, problem, "cpu")
     loader = ctx.fixture("loader", problem["inputs"], problem["targets"], problem["batch_size"])
-    n = problem["inputs"].shape[0]
-    ctx.describe_input("model", f"an MLP with layer sizes {problem['sizes']} (on the CPU)")
-    ctx.describe_input("loader", f"a DataLoader of {n} samples in batches of "
-                       f"{problem['batch_size']} (the last one smaller)")
-    ctx.describe_input("optimizer", f"SGD(lr={problem['lr']}, momentum={problem['momentum']})")
-    ctx.describe_input("criterion", CRITERIA[problem["criterion"]])
-    device = torch.device(ctx.device)
-    reply = ctx.call(model, loader, criterion, optimizer, problem["epochs"], device)
-    twin = fixtures.mlp(problem["sizes"], problem["seed"])
-    losses = ctx.reference(
-        twin, fixtures.loader(problem["inputs"], problem["targets"], problem["batch_size"]),
-        fixtures.criterion(problem["criterion"]),
-        fixtures.sgd(twin, problem["lr"], problem["momentum"]), problem["epochs"],
-        torch.device("cpu"))
+    ctx.describe_input("loader", f"a DataLoader of {problem['inputs'].shape[0]} samples in "
+                       f"batches of {problem['batch_size']} (the last one smaller)")
+    reply = ctx.call(model, loader, criterion, optimizer, problem["epochs"],
+                     torch.device(ctx.device))
+    twin_loader = fixtures.loader(problem["inputs"], problem["targets"], problem["batch_size"])
+    losses = ctx.reference(twin, twin_loader, twin_criterion, twin_optimizer, problem["epochs"],
+                           torch.device("cpu"))
     return reply, model, twin, losses
 
 
