@@ -239,6 +239,24 @@ def gradescope_command(submission_dir: Path, results_path: Path, visibility: str
     click.echo(f"{result.score:g} / {result.max_score:g} -> {results_path}")
 
 
+@main.command(name="gradescope-zip")
+@click.argument("zip_path", required=False, default="autograder.zip",
+                type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--visibility", type=click.Choice(gradescope.VISIBILITIES), default="visible",
+              show_default=True, help="When students see each exercise's result.")
+def gradescope_zip(zip_path: Path, visibility: str) -> None:
+    """Build the autograder zip to upload to Gradescope (default: autograder.zip): setup.sh,
+    run_autograder and this grader with its pack.
+
+    \b
+    Example:
+      grader gradescope-zip autograder.zip --visibility after_due_date
+    """
+    names = gradescope.build_autograder_zip(zip_path, visibility=visibility)
+    click.echo(f"{zip_path}: {len(names)} files (setup.sh, run_autograder, the grader and "
+               "its pack). Upload it as the assignment's autograder.")
+
+
 @main.command(name="list")
 def list_exercises() -> None:
     """List the pack's exercises with their points and what each asks for.

@@ -8,6 +8,8 @@ with `name`, `score`, `max_score`, `status` ("passed"/"failed"), `output`, `outp
 from __future__ import annotations
 
 import json
+import zipfile
+from pathlib import Path
 
 from grader.failures import PASSED
 from grader.results import SubmissionResult, points
@@ -42,3 +44,74 @@ def gradescope_json(result: SubmissionResult, *, visibility: str = "visible") ->
         "tests": tests,
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once when it builds the autograder image.
+set -euo pipefail
+apt-get update -qq && apt-get install -y -qq python3.11 python3.11-venv >/dev/null
+python3.11 -m venv /autograder/venv
+/autograder/venv/bin/pip install --quiet torch==2.13.0 \
+    --index-url https://download.pytorch.org/whl/cpu
+/autograder/venv/bin/pip install --quiet /autograder/source
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for every submission.
+cd /autograder/source
+/autograder/venv/bin/grader gradescope --submission /autograder/submission \\
+    --results /autograder/results/results.json --visibility {visibility}
+"""
+
+PYPROJECT = """[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "torch-grader"
+version = "{version}"
+requires-python = ">=3.11"
+dependencies = ["torch>=2.2", "numpy>=1.24", "hypothesis>=6.100", "click>=8.1", "jinja2>=3.1"]
+
+[project.scripts]
+grader = "grader.cli:main"
+
+[tool.setuptools.packages.find]
+include = ["grader*"]
+
+[tool.setuptools.package-data]
+"*" = ["*.html", "*.css", "*.py"]
+"""
+
+
+def build_autograder_zip(path: Path, *, visibility: str = "visible") -> list[str]:
+    """Gradescope's autograder zip: setup.sh and run_autograder at the top, and the grader
+    with its pack (checks, solutions, templates) as an installable source tree. Returns the
+    names written."""
+    from grader import __version__, pack, report
+
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}")
+    package = Path(__file__).resolve().parent
+    files: dict[str, Path] = {}
+    for source in sorted(package.rglob("*.py")):
+        relative = source.relative_to(package)
+        if "__pycache__" not in relative.parts and relative.parts[0] != "bundled":
+            files[f"grader/{relative}"] = source
+    for source in sorted(report.template_folder().glob("*")):
+        if source.suffix in (".html", ".css"):
+            files[f"grader/templates/{source.name}"] = source
+    for kind in ("exercises", "solutions"):
+        for source in sorted(pack.pack_folder(kind).glob("*.py")):
+            files[f"grader/bundled/{kind}/{source.name}"] = source
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in (("setup.sh", SETUP_SH),
+                           ("run_autograder", RUN_AUTOGRADER.format(visibility=visibility))):
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o755 << 16
+            archive.writestr(info, text)
+        archive.writestr("pyproject.toml", PYPROJECT.format(version=__version__))
+        for name, source in files.items():
+            archive.write(source, name)
+    return ["setup.sh", "run_autograder", "pyproject.toml", *files]

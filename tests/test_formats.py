@@ -114,3 +114,34 @@ def test_github_mode_prints_points_annotations_and_a_summary(tmp_path: Path,
     assert "1.5 / 3 points" in text and "| `tensors.dot` | ❌ error | 0 / 1.5 |" in text
     failing = CliRunner().invoke(main, [*arguments, "--min-score", "2"])
     assert failing.exit_code == 1
+
+
+def test_gradescope_zip_holds_the_scripts_and_an_installable_grader(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    path = tmp_path / "autograder.zip"
+    outcome = CliRunner().invoke(main, ["gradescope-zip", str(path), "--visibility", "hidden"])
+    assert outcome.exit_code == 0, outcome.output
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        assert {"setup.sh", "run_autograder", "pyproject.toml", "grader/cli.py",
+                "grader/checks/tensors.py", "grader/templates/report.html",
+                "grader/bundled/solutions/tensors.py"} <= names
+        assert archive.getinfo("run_autograder").external_attr >> 16 & 0o111
+        assert "--visibility hidden" in archive.read("run_autograder").decode()
+        assert "torch==2.13.0" in archive.read("setup.sh").decode()
+        archive.extractall(tmp_path / "source")
+    probe = subprocess.run(
+        [sys.executable, "-c", "from grader import pack, report; "
+         "print(pack.pack_folder('solutions')); print(report.template_folder()); "
+         "print(len(pack.exercises()))"],
+        cwd=tmp_path / "source", capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "source")})
+    assert probe.returncode == 0, probe.stderr
+    solutions, templates, count = probe.stdout.split()
+    assert solutions == str(tmp_path / "source" / "grader" / "bundled" / "solutions")
+    assert templates == str(tmp_path / "source" / "grader" / "templates")
+    assert count == "38"
