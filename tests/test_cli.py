@@ -29,7 +29,7 @@ def test_list_shows_every_exercise_with_points(cli: CliRunner) -> None:
 
 
 @pytest.mark.parametrize("command", [[], ["check"], ["grade"], ["list"], ["doctor"],
-                                     ["gradescope"]])
+                                     ["gradescope"], ["gradescope-zip"]])
 def test_every_command_explains_itself_with_an_example(cli: CliRunner, command: list) -> None:
     result = cli.invoke(main, [*command, "--help"])
     assert result.exit_code == 0
@@ -98,6 +98,8 @@ def test_grade_writes_every_output(cli: CliRunner, tmp_path: Path) -> None:
     assert [row["id"] for row in rows] == ["alice", "bob"]
     assert float(rows[1]["tensors.count_elements"]) == 0.0
     assert (out / "alice" / "report.html").is_file()
+    assert (out / "canvas.csv").read_text().startswith("Student,ID,SIS User ID")
+    assert "username" in (out / "moodle.csv").read_text()
     index = (out / "index.html").read_text()
     assert 'href="bob/report.html"' in index
 

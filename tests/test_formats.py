@@ -145,3 +145,18 @@ def test_gradescope_zip_holds_the_scripts_and_an_installable_grader(tmp_path: Pa
     assert solutions == str(tmp_path / "source" / "grader" / "bundled" / "solutions")
     assert templates == str(tmp_path / "source" / "grader" / "templates")
     assert count == "38"
+
+
+def test_gradebook_csvs_import_into_canvas_and_moodle() -> None:
+    import csv
+
+    from grader import gradebook
+
+    results = [sample("bob"), sample("alice")]
+    canvas = list(csv.reader(gradebook.canvas_csv(results, assignment="HW1").splitlines()))
+    assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "HW1"]
+    assert canvas[1][0] == "Points Possible" and canvas[1][5] == "8"
+    assert [row[3] for row in canvas[2:]] == ["alice", "bob"]
+    assert [row[5] for row in canvas[2:]] == ["2.5", "2.5"]
+    moodle = list(csv.DictReader(gradebook.moodle_csv(results, assignment="HW1").splitlines()))
+    assert moodle == [{"username": "alice", "HW1": "2.5"}, {"username": "bob", "HW1": "2.5"}]
