@@ -45,9 +45,11 @@ def _options(device: str, examples: int, only: tuple[str, ...]):  # noqa: ANN202
     return Options(devices=_devices(device), examples=examples, only=only)
 
 
-def _check_folder(path: Path, what: str) -> Path:
+def _check_folder(path: Path, what: str, *, zip_ok: bool = False) -> Path:
     if not path.exists():
         raise click.ClickException(f"{what} {str(path)!r} does not exist")
+    if zip_ok and path.is_file() and path.suffix == ".zip":
+        return path
     if not path.is_dir():
         raise click.ClickException(f"{what} {str(path)!r} is not a folder")
     return path
@@ -108,7 +110,7 @@ def check(path: Path, report_path: Path, device: str, examples: int,
     """
     from grader import sandbox
 
-    _check_folder(path, "submission folder")
+    _check_folder(path, "submission folder", zip_ok=True)
     sandbox.prestart()  # the worker's `import torch` overlaps with the grader's own
     from grader import outputs, runner, terminal
 
@@ -120,8 +122,11 @@ def check(path: Path, report_path: Path, device: str, examples: int,
         click.echo(terminal.exercise_line(ex))
 
     click.echo(f"Checking {path} on {', '.join(options.devices)}...\n")
-    result = runner.grade_submission(path, options, submission_id=path.resolve().name,
+    result = runner.grade_submission(path, options,
+                                     submission_id=path.resolve().name.removesuffix(".zip"),
                                      on_exercise=progress if interactive else None)
+    for note in result.notes:
+        click.echo(f"  note: {note}")
     if not interactive:
         click.echo("\n".join(terminal.table(result).splitlines()[:-2]))
     details = terminal.failure_details(result)

@@ -60,6 +60,7 @@ class SubmissionResult:
     seconds: float = 0.0
     devices: tuple[str, ...] = ("cpu",)
     isolation: dict[str, str] = field(default_factory=dict)  # layer -> "active" or why not
+    notes: list[str] = field(default_factory=list)  # how the hand-in was read
 
     @property
     def score(self) -> float:
@@ -92,8 +93,11 @@ def exercise_json(ex: ExerciseResult) -> dict:
 
 
 def submission_json(result: SubmissionResult) -> dict:
-    return {"id": result.id, "score": result.score, "max_score": result.max_score,
-            "exercises": [exercise_json(ex) for ex in result.exercises]}
+    document = {"id": result.id, "score": result.score, "max_score": result.max_score,
+                "exercises": [exercise_json(ex) for ex in result.exercises]}
+    if result.notes:
+        document["notes"] = result.notes
+    return document
 
 
 def results_json(results: list[SubmissionResult], *, devices: tuple[str, ...]) -> str:

@@ -233,9 +233,10 @@ def grade_submission(submission_dir: Path, options: Options | None = None,
             results.append(result)
             if on_exercise is not None:
                 on_exercise(result)
-        isolation = session.isolation
-    return SubmissionResult(submission_id or Path(submission_dir).name, results,
-                            time.perf_counter() - started, options.devices, isolation)
+        isolation, notes = session.isolation, session.notes
+    submission_id = submission_id or Path(submission_dir).name.removesuffix(".zip")
+    return SubmissionResult(submission_id, results, time.perf_counter() - started,
+                            options.devices, isolation, notes)
 
 
 def out_of_time(exercise: Exercise, budget: float) -> ExerciseResult:
@@ -251,10 +252,11 @@ def out_of_time(exercise: Exercise, budget: float) -> ExerciseResult:
 
 
 def submission_folders(submissions_dir: Path) -> list[Path]:
-    """Every sub-folder is one submission (hidden folders and __pycache__ skipped), sorted."""
+    """Every sub-folder (or `.zip`) is one submission (hidden ones and __pycache__ skipped),
+    sorted by name."""
     return sorted(
         (path for path in Path(submissions_dir).iterdir()
-         if path.is_dir() and not path.name.startswith((".", "__"))),
+         if (path.is_dir() or path.suffix == ".zip") and not path.name.startswith((".", "__"))),
         key=lambda path: path.name,
     )
 

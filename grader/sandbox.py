@@ -31,7 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from grader import isolation, wire
+from grader import handin, isolation, wire
 
 # Importing torch in a fresh worker takes ~1.5 s here; allow for slow, loaded machines.
 STARTUP_SECONDS = 120.0
@@ -371,6 +371,7 @@ class Worker:
         self.scratch: Path | None = None
         self.cgroup: Path | None = None
         self.isolation: dict[str, str] = {}
+        self.notes: list[str] = []  # how the hand-in was read (zip, notebooks)
         self.starts = 0
 
     def policy(self) -> isolation.Policy:
@@ -391,7 +392,17 @@ class Worker:
 
     def _prepare(self) -> None:
         self.scratch = Path(tempfile.mkdtemp(prefix="torch-grader-"))
-        copy_submission(self.submission_dir, self.scratch / "submission")
+        copy = self.scratch / "submission"
+        if self.submission_dir.is_file():  # a .zip handed in as the submission
+            copy.mkdir()
+            shutil.copyfile(self.submission_dir, copy / self.submission_dir.name)
+        else:
+            left_out = copy_submission(self.submission_dir, copy)
+            self.notes = [f"left out (too large): {name}" for name in left_out]
+        try:
+            self.notes = self.notes + handin.prepare(copy)
+        except handin.HandInError as error:
+            self.notes = [f"could not use the submission: {error}"]
         (self.scratch / "tmp").mkdir()
         if can_drop_uid() and self.settings.isolate:
             for path in [self.scratch, *self.scratch.rglob("*")]:

@@ -63,6 +63,7 @@ class SubmissionSession:
         self.has_handles = False
         self.cuda_available: bool | None = None
         self.isolation: dict[str, str] = {}  # layer -> "active" or why not, from the worker
+        self.notes: list[str] = []  # how the hand-in was read (zip, notebooks)
 
     def close(self) -> None:
         self.worker.close()
@@ -145,6 +146,7 @@ class SubmissionSession:
                 self.worker.kill()
                 raise Crashed(f"the worker could not start: {failure}") from None
             self.isolation = dict(self.worker.isolation)
+            self.notes = list(self.worker.notes)
             if message.get("op") == "call" and "part" in message["target"]:
                 self.part(message["target"]["part"])
         try:
