@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -323,5 +323,3 @@ def copy_input(value: Any) -> Any:
         return tuple(copy_input(item) for item in value)
     return value
 
-
-Check = Callable[..., None]

@@ -117,10 +117,6 @@ def describe_module(module: Any) -> dict:
     return facts
 
 
-def parameter_grads(params: list) -> list:
-    return [p.grad for p in params]
-
-
 WORKER_FIXTURES: dict[str, Callable[..., Any]] = {
     "mlp": mlp,
     "spy_classifier": spy_classifier,

@@ -89,8 +89,7 @@ def build_test(prop: Property, examples: int) -> Callable[[Context], None]:
         ctx.session.reset()
         prop.test(ctx, *args, **kwargs)
 
-    count = prop.max_examples if prop.max_examples is not None else examples
-    count = max(1, min(count, examples)) if prop.max_examples is not None else examples
+    count = examples if prop.max_examples is None else max(1, min(prop.max_examples, examples))
     if not prop.strategies:
         return run_example
     test = hypothesis.given(**prop.strategies)(run_example)

@@ -236,7 +236,7 @@ def become_subreaper() -> bool:
 def copy_submission(source: Path, destination: Path) -> list[str]:
     """Copy a submission (links as links, size-capped); returns what was left out."""
     left_out = []
-    total = 0
+    total = copied = 0
     destination.mkdir(parents=True)
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
@@ -249,10 +249,11 @@ def copy_submission(source: Path, destination: Path) -> list[str]:
             target.mkdir(parents=True, exist_ok=True)
         elif path.is_file():
             size = path.stat().st_size
-            if total + size > SUBMISSION_CAP_BYTES or len(left_out) + 1 > SUBMISSION_CAP_FILES:
+            if total + size > SUBMISSION_CAP_BYTES or copied >= SUBMISSION_CAP_FILES:
                 left_out.append(str(relative))
                 continue
             total += size
+            copied += 1
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
     return left_out

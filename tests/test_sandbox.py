@@ -69,3 +69,14 @@ def test_an_exiting_worker_is_reported_as_crashed(tmp_path: Path) -> None:
             call(worker, "dot", torch.ones(2), torch.ones(2))
         assert "ended early" in str(crash.value)
         assert "bye" in crash.value.output
+
+
+def test_copying_a_submission_caps_the_number_of_files(tmp_path: Path, monkeypatch) -> None:
+    source = tmp_path / "many"
+    source.mkdir()
+    for index in range(5):
+        (source / f"file{index}.py").write_text("x = 1\n")
+    monkeypatch.setattr(sandbox, "SUBMISSION_CAP_FILES", 2)
+    left_out = sandbox.copy_submission(source, tmp_path / "copy")
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["file0.py", "file1.py"]
+    assert left_out == ["file2.py", "file3.py", "file4.py"]

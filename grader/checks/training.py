@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from grader import fixtures
-from grader.context import Context, copy_input
+from grader.context import Context, capital, copy_input
 from grader.spec import exercise, given
 from grader.strategies import seeded_tensors
 from grader.wire import TensorData
@@ -26,11 +26,11 @@ def expect_losses(ctx: Context, got: object, expected: list[float], what: str) -
                       "(keeping loss tensors also keeps every graph alive)")
         ctx.expect_type(item, (float, int), f"an item of {what}", "a Python float")
     ctx.expect(len(got) == len(expected),
-               f"{what[:1].upper() + what[1:]} should have {len(expected)} values (one per "
+               f"{capital(what)} should have {len(expected)} values (one per "
                f"epoch/step), but it has {len(got)}.")
     for index, (value, want) in enumerate(zip(got, expected, strict=True)):
         if abs(value - want) > ATOL + RTOL * abs(want):
-            ctx.fail(f"{what[:1].upper() + what[1:]} is wrong at position {index}: expected "
+            ctx.fail(f"{capital(what)} is wrong at position {index}: expected "
                      f"{want:.6g}, got {value:.6g}.\n  expected: {[round(v, 5) for v in expected]}"
                      f"\n  got:      {[round(v, 5) for v in got]}")
 
