@@ -103,9 +103,10 @@ class Context:
             raise RuntimeError(f"fixture {name} failed in the worker: {reply.error}")
         return reply.value
 
-    def inspect(self, handle: Handle, what: str = "describe_module") -> Any:
-        """Plain-data facts about a kept object (parameters, buffers, submodules...)."""
-        return self.fixture(what, handle, keep=False)
+    def inspect(self, handle: Handle, *, values: bool = True) -> Any:
+        """Plain-data facts about a kept module (parameters, buffers, submodules...); without
+        `values`, parameters come as shapes only (see `fixtures.describe_module`)."""
+        return self.fixture("describe_module", handle, values, keep=False)
 
     def _call(self, target: dict, args: Sequence[Any], kwargs: dict, *, keep: bool = False,
               report_args: bool = False, forbid: tuple[str, ...] = (),

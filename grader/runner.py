@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity
@@ -217,6 +218,11 @@ def grade_submission(submission_dir: Path, options: Options | None = None,
                      on_exercise: Callable[[ExerciseResult], None] | None = None
                      ) -> SubmissionResult:
     """Grade one submission folder: a fresh worker, every selected exercise, in order."""
+    import torch
+
+    # One thread, as in the worker: the checks' tensors are small, and idle OpenMP threads
+    # spinning here would take the core the worker is about to need.
+    torch.set_num_threads(1)
     options = options or Options()
     started = time.perf_counter()
     results = []
@@ -264,6 +270,15 @@ def _grade_one(folder: Path, options: Options) -> SubmissionResult:
     return grade_submission(folder, options)
 
 
+def _start_job(slots: Any) -> None:
+    """A batch job's set-up: its zygote, then one core of its own (see `sandbox.pin_to_core`)."""
+    sandbox.prestart()
+    with slots.get_lock():
+        slot = slots.value
+        slots.value += 1
+    sandbox.pin_to_core(slot)
+
+
 def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1
                 ) -> Iterator[SubmissionResult]:
     """Grade many submissions, `jobs` at a time; yields results as they finish."""
@@ -274,8 +289,9 @@ def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
+    slots = context.Value("i", 0)
     with ProcessPoolExecutor(max_workers=min(jobs, len(folders)), mp_context=context,
-                             initializer=sandbox.prestart) as pool:
+                             initializer=_start_job, initargs=(slots,)) as pool:
         futures = [pool.submit(_grade_one, folder, options) for folder in folders]
         from concurrent.futures import as_completed
 

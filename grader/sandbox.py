@@ -357,6 +357,33 @@ def prestart() -> None:
         warm.start()
 
 
+def widen_pipe(fd: int) -> None:
+    """Give a pipe a 1 MiB buffer (Linux's default is 64 KiB): a large reply (a network's
+    weights) then crosses in a few writes instead of one context switch per 64 KiB."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError):
+        pass  # not Linux, or over /proc/sys/fs/pipe-max-size: the default works, slower
+
+
+def pin_to_core(slot: int) -> None:
+    """Run this grader process, its zygote and every worker it forks on one core (slot `slot`
+    of the cores this process may use). Judge and worker take turns (a request, then its
+    reply), so one core serves both; waking the other side on the same core is ~3x faster
+    than across cores, and parallel jobs on distinct cores never compete."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+        core = {cores[slot % len(cores)]}
+        os.sched_setaffinity(0, core)
+        warm = zygote()
+        if warm.process is not None:
+            os.sched_setaffinity(warm.process.pid, core)
+    except (AttributeError, OSError):  # not Linux, or the zygote is gone: unpinned is fine
+        pass
+
+
 # --- one worker -------------------------------------------------------------------------------
 
 
@@ -445,6 +472,8 @@ class Worker:
         assert self.scratch is not None
         to_worker_read, to_worker_write = os.pipe()
         from_worker_read, from_worker_write = os.pipe()
+        for pipe in (to_worker_write, from_worker_write):
+            widen_pipe(pipe)
         self.output_file = tempfile.TemporaryFile()
         if self.settings.isolate:
             policy = asdict(self.policy())

@@ -16,10 +16,11 @@ from grader.strategies import elements_for, seeded_tensors, tensors
 from grader.wire import Handle, TensorData
 
 
-def module_facts(ctx: Context, handle: object, what: str) -> dict:
-    """The worker's description of a returned module (an error if it is not one)."""
+def module_facts(ctx: Context, handle: object, what: str, *, values: bool = True) -> dict:
+    """The worker's description of a returned module (an error if it is not one); without
+    `values`, its parameters' shapes only."""
     ctx.expect_type(handle, Handle, what, "an nn.Module")
-    facts = ctx.inspect(handle)
+    facts = ctx.inspect(handle, values=values)
     if not facts.get("is_module"):
         ctx.error(f"returned a {facts.get('type')} for {what}, but an nn.Module is expected")
     return facts
@@ -78,7 +79,7 @@ def registers_weights_and_bias(ctx: Context, features: list) -> None:
     """registers nn.Parameters `weights` (in_features, out_features) and `bias` (out_features,)"""
     in_features, out_features = features
     model = ctx.construct(in_features, out_features)
-    facts = module_facts(ctx, model, "MyLinear(...)")
+    facts = module_facts(ctx, model, "MyLinear(...)", values=False)
     expect_parameter_layout(ctx, facts, ctx.reference_attribute("MyLinear")(*features),
                             f"MyLinear({in_features}, {out_features})")
 
@@ -130,7 +131,7 @@ def network_exercise(class_name: str, layers: dict[str, str], input_shape: tuple
 
     def has_the_contract_layers(ctx: Context) -> None:
         model = ctx.construct()
-        facts = module_facts(ctx, model, f"{class_name}()")
+        facts = module_facts(ctx, model, f"{class_name}()", values=False)
         expect_layers(ctx, facts, layers, f"{class_name}()")
         expect_parameter_layout(ctx, facts, ctx.reference_attribute(class_name)(),
                                 f"{class_name}()")
@@ -174,7 +175,7 @@ sizes3 = st.lists(st.integers(1, 9), min_size=3, max_size=3, unique=True)
 def sequential_layers(ctx: Context, sizes: list) -> None:
     """returns nn.Sequential(Flatten(), Linear(in, hidden), ReLU(), Linear(hidden, out))"""
     reply = ctx.call(*sizes)
-    facts = module_facts(ctx, reply.value, "the result")
+    facts = module_facts(ctx, reply.value, "the result", values=False)
     ctx.expect(facts["type"] == "Sequential", f"The result is a {facts['type']}, but an "
                "nn.Sequential is expected.")
     layers = [type_name for name, type_name in facts["children"]]
