@@ -42,7 +42,22 @@ def _options(device: str, examples: int, only: tuple[str, ...]):  # noqa: ANN202
     if unknown:
         raise click.ClickException(f"--only {unknown[0]}: no such exercise or part (see "
                                    "`grader list`)")
+    manifest = pack.release_manifest()
+    if manifest is not None:  # a student release replays recorded answers: as recorded
+        return Options(devices=("cpu",), examples=manifest["examples"], only=only,
+                       checks=frozenset(manifest["checks"]), shrink=False)
     return Options(devices=_devices(device), examples=examples, only=only)
+
+
+def _release_banner() -> str | None:
+    from grader import pack
+
+    manifest = pack.release_manifest()
+    if manifest is None:
+        return None
+    return (f"Student release: running the {len(manifest['checks'])} public checks "
+            f"({manifest['points']:g} points) on the CPU; {manifest['left_out']} more checks, "
+            "some of them hidden, run when your instructor grades.")
 
 
 def _check_folder(path: Path, what: str, *, zip_ok: bool = False) -> Path:
@@ -114,6 +129,8 @@ def check(path: Path, report_path: Path, device: str, examples: int,
     sandbox.prestart()  # the worker's `import torch` overlaps with the grader's own
     from grader import outputs, runner, terminal
 
+    runner.warm_up_in_background()
+
     options = _options(device, examples, only)
     started = time.perf_counter()
     interactive = sys.stdout.isatty()
@@ -121,6 +138,9 @@ def check(path: Path, report_path: Path, device: str, examples: int,
     def progress(ex) -> None:  # noqa: ANN001
         click.echo(terminal.exercise_line(ex))
 
+    banner = _release_banner()
+    if banner:
+        click.echo(banner)
     click.echo(f"Checking {path} on {', '.join(options.devices)}...\n")
     result = runner.grade_submission(path, options,
                                      submission_id=path.resolve().name.removesuffix(".zip"),
@@ -187,6 +207,9 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str
         sandbox.prestart()
     from grader import outputs, runner
 
+    if jobs == 1:
+        runner.warm_up_in_background()
+
     folders = runner.submission_folders(submissions)
     if not folders:
         raise click.ClickException(f"{submissions} has no sub-folders: put each submission in "
@@ -238,6 +261,7 @@ def gradescope_command(submission_dir: Path, results_path: Path, visibility: str
     sandbox.prestart()
     from grader import outputs, runner
 
+    runner.warm_up_in_background()
     options = _options("all", examples, ())
     result = runner.grade_submission(submission_dir, options, submission_id="submission")
     outputs.write_gradescope(result, results_path, visibility=visibility)
@@ -260,6 +284,37 @@ def gradescope_zip(zip_path: Path, visibility: str) -> None:
     names = gradescope.build_autograder_zip(zip_path, visibility=visibility)
     click.echo(f"{zip_path}: {len(names)} files (setup.sh, run_autograder, the grader and "
                "its pack). Upload it as the assignment's autograder.")
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@examples_option
+def release(out: Path, examples: int) -> None:
+    """Write the student release into OUT: the stubs, this grader without the solutions and
+    without the checks marked hidden, and the public checks with the reference's answers
+    recorded (so students can run `grader check` on their own machine).
+
+    \b
+    Example:
+      grader release student-release/
+      cd student-release && pip install -e . && grader check exercises/
+    """
+    from grader import pack
+
+    if pack.release_manifest() is not None:
+        raise click.ClickException("this grader is itself a student release: run `grader "
+                                   "release` from the instructor's grader")
+    if out.exists() and any(out.iterdir()):
+        raise click.ClickException(f"{out} is not empty: choose a new folder")
+    from grader import release as release_builder
+
+    click.echo("Recording the reference's answers to the public checks...")
+    summary = release_builder.build_release(out, examples=examples)
+    click.echo(f"{out}: {len(summary.files)} files. It carries {len(summary.carried)} public "
+               f"checks ({summary.points:g} points); left out: {len(summary.hidden)} hidden "
+               f"checks and {len(summary.not_replayable)} that need the solutions to run:")
+    for name, why in sorted(summary.not_replayable.items()):
+        click.echo(f"  {name}  ({why[:90]})")
 
 
 @main.command(name="list")
@@ -317,3 +372,20 @@ def doctor() -> None:
     click.echo("\nAlways: a separate worker process per submission, a copy of the submission in "
                "a scratch folder, a minimal environment, deadlines enforced by the grader, "
                "plain-data results.")
+
+
+def run() -> None:
+    """The console entry point: `main`, then a quick exit. Tearing down an interpreter that
+    imported torch takes ~0.8 s and achieves nothing here: the results are written, the
+    workers are gone, and the zygote is closed first."""
+    try:
+        main()
+        code: object = 0
+    except SystemExit as done:
+        code = done.code
+    from grader import sandbox
+
+    sandbox.close_zygote()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)

@@ -74,7 +74,7 @@ requires-python = ">=3.11"
 dependencies = ["torch>=2.2", "numpy>=1.24", "hypothesis>=6.100", "click>=8.1", "jinja2>=3.1"]
 
 [project.scripts]
-grader = "grader.cli:main"
+grader = "grader.cli:run"
 
 [tool.setuptools.packages.find]
 include = ["grader*"]

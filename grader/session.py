@@ -137,16 +137,20 @@ class SubmissionSession:
             self._request({"op": "reset"}, self.limits.call_seconds)
         self.has_handles = False
 
+    def start(self) -> None:
+        """Start the worker now (it also starts on the first request that needs it)."""
+        self.imported.clear()
+        try:
+            self.worker.start()
+        except sandbox.WorkerFailure as failure:
+            self.worker.kill()
+            raise Crashed(f"the worker could not start: {failure}") from None
+        self.isolation = dict(self.worker.isolation)
+        self.notes = list(self.worker.notes)
+
     def _request(self, message: dict, timeout: float) -> dict:
         if self.worker.pid is None:
-            self.imported.clear()
-            try:
-                self.worker.start()
-            except sandbox.WorkerFailure as failure:
-                self.worker.kill()
-                raise Crashed(f"the worker could not start: {failure}") from None
-            self.isolation = dict(self.worker.isolation)
-            self.notes = list(self.worker.notes)
+            self.start()
             if message.get("op") == "call" and "part" in message["target"]:
                 self.part(message["target"]["part"])
         try:

@@ -41,6 +41,7 @@ class Property:
     max_examples: int | None = None
     strategies: dict[str, Any] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
+    hidden: bool = False  # graded, but left out of the student release (`grader release`)
 
 
 @dataclass
@@ -67,8 +68,10 @@ class Exercise:
         return sum(prop.points for prop in self.properties)
 
     def check(self, *, points: float, devices: str = EACH_DEVICE,
-              max_examples: int | None = None) -> Callable[[Callable], Callable]:
-        """Register the decorated function as a property worth `points`."""
+              max_examples: int | None = None, hidden: bool = False
+              ) -> Callable[[Callable], Callable]:
+        """Register the decorated function as a property worth `points`. A `hidden` one is
+        graded as usual but never shipped to students (`grader release` strips it)."""
 
         def register(function: Callable) -> Callable:
             description = inspect.cleandoc(function.__doc__ or function.__name__)
@@ -77,6 +80,7 @@ class Exercise:
                 devices=devices, max_examples=max_examples,
                 strategies=getattr(function, "_grader_strategies", {}),
                 examples=list(reversed(getattr(function, "_grader_examples", []))),
+                hidden=hidden,
             )
             self.properties.append(prop)
             if self.device_points and len(self.properties) == 1:

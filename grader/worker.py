@@ -281,9 +281,10 @@ def main(argv: list[str]) -> None:
 
 
 def warm_up() -> None:
-    """Pay torch's first-use costs once, in the zygote, instead of in every worker.
+    """Pay torch's first-use costs once, in the zygote, instead of in every worker (and in
+    the grader while it waits for its first worker).
 
-    The first optimizer step, DataLoader, backward pass, dispatch mode or meta-device op of a
+    The first optimizer, DataLoader, backward pass, dispatch mode or meta-device op of a
     process imports and initialises lazily (~1.2 s in all); a child forked after this starts
     warm (~10 ms). Everything runs on one thread, so no OpenMP pool exists to break in the
     children (`torch.set_num_threads(1)` first; the children set it again). Only the shipped
@@ -313,6 +314,7 @@ def warm_up() -> None:
             fixtures.describe_module(model)
         leaf = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
         (total,) = torch.autograd.grad(fixtures.scalar_function("sum of cubes")(leaf), leaf)
+        (leaf * 2).backward(torch.ones_like(leaf))  # explicit grads: a lazy import of their own
         torch.nn.functional.mse_loss(torch.softmax(x, 1), torch.log_softmax(x, 1))
         torch.einsum("ij,kj->ik", x, x) @ x
     for kind in fixtures.ASSORTED_MODELS:

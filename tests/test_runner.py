@@ -199,3 +199,71 @@ def test_forbidden_calls_are_forbidden(bug_results, bug: str) -> None:
     assert by_id[exercise_id].status == "forbidden"
     assert by_id[exercise_id].score == 0
     assert "does not allow" in by_id[exercise_id].feedback
+
+
+def test_generated_examples_do_not_depend_on_loaded_modules(tmp_path: Path) -> None:
+    """Hypothesis would mix literals from every loaded non-site-packages module into its
+    draws; the grader turns that off, so an editable install, `--only` and a student release
+    draw the same examples as everything else."""
+    import subprocess
+    import sys
+
+    (tmp_path / "many_literals.py").write_text(
+        "VALUES = [" + ", ".join(str(424_242 + 7 * i) for i in range(300)) + "]\n")
+    script = textwrap.dedent("""
+        import sys
+        from hypothesis import given, strategies as st
+        from grader import runner
+        if sys.argv[1] == "load":
+            import many_literals
+        drawn = []
+        @runner.grading_settings(200)
+        @given(st.integers(0, 10**6))
+        def collect(value):
+            drawn.append(value)
+        collect()
+        print(drawn)
+    """)
+    runs = [subprocess.run([sys.executable, "-c", script, mode], cwd=tmp_path, text=True,
+                           capture_output=True, check=True).stdout for mode in ("load", "skip")]
+    assert runs[0] == runs[1]
+    assert "424242" not in runs[0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64", "bool"])
+def test_values_close_judges_like_assert_close(dtype: str) -> None:
+    """The grader's own comparison agrees with torch.testing.assert_close (NaN equals NaN,
+    infinities must match, per-dtype default tolerances, explicit ones honoured)."""
+    import torch
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from grader.context import values_close
+
+    torch_dtype = getattr(torch, dtype)
+    specials = [0.0, 1.0, -1.0, 1e-6, 1e6, float("nan"), float("inf"), -float("inf")]
+    values = st.lists(st.sampled_from(specials) | st.floats(-1e3, 1e3), min_size=1,
+                      max_size=6)
+
+    def as_tensor(raw: list) -> torch.Tensor:
+        if torch_dtype.is_floating_point:
+            return torch.tensor(raw, dtype=torch.float64).to(torch_dtype)
+        return torch.tensor([int(v) % 7 if v == v and abs(v) != float("inf") else 3
+                             for v in raw]).to(torch_dtype)
+
+    @settings(max_examples=150, derandomize=True, database=None, deadline=None)
+    @given(values, st.lists(st.sampled_from([0.0, 1e-7, 1e-5, 1e-3, 0.5]), min_size=6,
+                            max_size=6), st.sampled_from([None, (1e-3, 1e-5), (0.0, 0.0)]))
+    def agree(raw: list, noise: list, tolerance: tuple | None) -> None:
+        expected = as_tensor(raw)
+        got = as_tensor([v + n * (1 + abs(v)) if torch_dtype.is_floating_point else v
+                         for v, n in zip(raw, noise, strict=False)])
+        rtol, atol = tolerance if tolerance else (None, None)
+        try:
+            torch.testing.assert_close(got, expected, rtol=rtol, atol=atol, equal_nan=True)
+            reference = True
+        except AssertionError:
+            reference = False
+        assert values_close(got, expected, rtol=rtol, atol=atol) == reference
+
+    agree()

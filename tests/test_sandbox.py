@@ -80,3 +80,17 @@ def test_copying_a_submission_caps_the_number_of_files(tmp_path: Path, monkeypat
     left_out = sandbox.copy_submission(source, tmp_path / "copy")
     assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["file0.py", "file1.py"]
     assert left_out == ["file2.py", "file3.py", "file4.py"]
+
+
+def test_workers_of_the_warmed_zygote_can_compute_on_many_threads(tmp_path: Path) -> None:
+    """The zygote warms torch up on one thread before forking; a child that asks for more
+    threads must still compute (an OpenMP pool started before a fork would hang it)."""
+    import torch
+
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    with open(folder / "tensors.py", "a") as handle:
+        handle.write("\n\ndef count_elements(x):\n    torch.set_num_threads(2)\n"
+                     "    big = torch.randn(600, 600)\n"
+                     "    (big @ big).softmax(1).sum()\n    return x.numel()\n")
+    with sandbox.Worker(folder) as worker:
+        assert call(worker, "count_elements", torch.ones(3), timeout=20)["value"] == 3

@@ -54,7 +54,7 @@ def gradients_of_q(ctx: Context, ab: list) -> None:
     ctx.expect_tensor(reply.value[1], grad_b, "`dQ/db` (second item)", rtol=1e-5, atol=1e-5)
 
 
-@q_gradients.check(points=0.5, max_examples=10)
+@q_gradients.check(points=0.5, max_examples=10, hidden=True)
 @given(ab=same_shape_floats(2))
 def inputs_still_need_no_grad(ctx: Context, ab: list) -> None:
     """leaves a and b unchanged, still not requiring grad"""
@@ -209,7 +209,7 @@ def times_x(ctx: Context, case: tuple) -> None:
                       rtol=1e-5, atol=1e-5)
 
 
-@accumulated_grad.check(points=0.5, max_examples=10)
+@accumulated_grad.check(points=0.5, max_examples=10, hidden=True)
 @given(case=accumulation_inputs())
 def w_left_alone(ctx: Context, case: tuple) -> None:
     """works on a fresh leaf copy: w is unchanged and still does not require grad"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from hypothesis import strategies as st
@@ -224,6 +225,13 @@ def softmax_over_dim_1(ctx: Context, logits: torch.Tensor) -> None:
 models = st.tuples(st.sampled_from(fixtures.ASSORTED_MODELS), st.integers(0, 100))
 
 
+def every_model_kind(function: Callable) -> Callable:
+    """Try each kind of model first (frozen layers and buffers are where the bugs are)."""
+    for kind in fixtures.ASSORTED_MODELS:
+        function = example(model=(kind, 0))(function)
+    return function
+
+
 def build_model(ctx: Context, model: tuple) -> tuple[Handle, nn.Module]:
     kind, seed = model
     handle = ctx.fixture("assorted_model", kind, seed)
@@ -238,6 +246,7 @@ count_parameters = exercise("networks.count_parameters", "the number of trainabl
 
 @count_parameters.check(points=1, max_examples=8)
 @given(model=models)
+@every_model_kind
 def counts_trainable_scalars(ctx: Context, model: tuple) -> None:
     """returns the number of trainable scalars (parameters with requires_grad) as a Python int"""
     handle, twin = build_model(ctx, model)
@@ -253,6 +262,7 @@ describe_parameters = exercise("networks.describe_parameters", "(name, shape) of
 
 @describe_parameters.check(points=1, max_examples=8)
 @given(model=models)
+@every_model_kind
 def names_and_shapes(ctx: Context, model: tuple) -> None:
     """returns [(name, tuple(shape)), ...] in named_parameters() order"""
     handle, twin = build_model(ctx, model)

@@ -318,7 +318,7 @@ def eval_mode_without_graph(ctx: Context, problem: dict) -> None:
                "`with torch.no_grad():`.")
 
 
-@evaluate.check(points=0.5, max_examples=10)
+@evaluate.check(points=0.5, max_examples=10, hidden=True)
 @given(problem=evaluation_problems())
 def changes_no_parameter(ctx: Context, problem: dict) -> None:
     """changes no parameter of the model"""

@@ -1,0 +1,174 @@
+"""`grader release OUT`: what students receive, without the solutions or the hidden checks.
+
+A release is a folder students can install and run `grader check` from:
+
+    OUT/exercises/          the stubs they fill in
+    OUT/grader/             this grader without `solutions/` and with every check marked
+                            `hidden=True` cut out of the check modules
+    OUT/grader/bundled/release.json   which checks it carries, and how they are run
+    OUT/grader/bundled/recorded.pt    the reference's recorded answers for those checks
+    OUT/pyproject.toml, OUT/README.md
+
+The public checks are the instructor's own checks, run the same way, except that the
+reference's answers come from a record (`grader.recorded`): the release records them by
+running the public checks on the solutions, then replays the record on the solutions again
+and keeps only the checks that pass that way (a check that builds a reference class, or feeds
+the student's own output to the reference, cannot be replayed and stays with the instructor).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader import gradescope, pack, recorded, report
+from grader.failures import PASSED
+
+STUDENT_README = """# {title}: student release
+
+Fill in the stubs in `exercises/`, then check your work:
+
+    python -m venv .venv && . .venv/bin/activate
+    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu   # or your torch
+    pip install -e .
+    grader check exercises/
+
+This release runs the **public checks** only: {public} checks worth {points:g} points
+({left_out} more checks, some of them hidden, run when your instructor grades). Passing every
+public check is a good sign, not a guarantee.
+
+`grader check exercises/ --report report.html` writes an HTML report; `grader list` lists the
+exercises.
+"""
+
+
+@dataclass
+class ReleaseSummary:
+    """What a release carries and what it leaves out (and why)."""
+
+    carried: list[str] = field(default_factory=list)  # "exercise.id:property"
+    hidden: list[str] = field(default_factory=list)
+    not_replayable: dict[str, str] = field(default_factory=dict)  # check -> why
+    points: float = 0.0
+    files: list[str] = field(default_factory=list)
+
+
+def strip_hidden_checks(source: str) -> tuple[str, list[str]]:
+    """The check module's source without the functions decorated `.check(..., hidden=True)`
+    (their decorators included); every other line is kept exactly as written, so the public
+    checks draw the same examples. Returns the new source and the names removed."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    removed: list[tuple[int, int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_hidden(node):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            removed.append((first, node.end_lineno or node.lineno, node.name))
+    for first, last, _ in sorted(removed, reverse=True):
+        del lines[first - 1:last]
+    return "".join(lines), [name for _, _, name in removed]
+
+
+def _is_hidden(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    for decorator in node.decorator_list:
+        if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute) \
+                and decorator.func.attr == "check":
+            for keyword in decorator.keywords:
+                if keyword.arg == "hidden" and isinstance(keyword.value, ast.Constant) \
+                        and keyword.value.value is True:
+                    return True
+    return False
+
+
+def public_checks() -> tuple[list[str], list[str]]:
+    """(public, hidden) checks of the pack, as "exercise.id:property"."""
+    public, hidden = [], []
+    for exercise in pack.exercises():
+        for prop in exercise.properties:
+            (hidden if prop.hidden else public).append(f"{exercise.id}:{prop.name}")
+    return public, hidden
+
+
+def record_answers(checks: list[str], examples: int) -> tuple[dict, list[str], dict[str, str]]:
+    """Run `checks` on the solutions, recording the reference's answers; then replay them on
+    the solutions. Returns the answers, the checks that replay, and why the others do not."""
+    from grader import runner
+
+    answers: dict = {}
+    options = runner.Options(examples=examples, checks=frozenset(checks))
+    with pack.answering(record=answers):
+        runner.grade_submission(pack.pack_folder("solutions"), options)
+    functions = {part: recorded.function_signatures(pack.solution(part))
+                 for part in pack.PARTS}
+    replay = runner.Options(examples=examples, checks=frozenset(checks), shrink=False)
+    with pack.answering(replay=(answers, functions)):
+        result = runner.grade_submission(pack.pack_folder("solutions"), replay)
+    replayed, left_out = [], {}
+    for exercise in result.exercises:
+        for check in exercise.checks:
+            name = f"{exercise.id}:{check.name}"
+            if check.status == PASSED:
+                replayed.append(name)
+            else:
+                left_out[name] = check.feedback.splitlines()[0] if check.feedback else \
+                    check.status
+    return answers, replayed, left_out
+
+
+def build_release(out: Path, *, examples: int) -> ReleaseSummary:
+    """Write the student release into `out` (which must not exist or be empty)."""
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty")
+    summary = ReleaseSummary()
+    public, summary.hidden = public_checks()
+    answers, summary.carried, summary.not_replayable = record_answers(public, examples)
+    carried = set(summary.carried)
+    summary.points = sum(prop.points for ex in pack.exercises() for prop in ex.properties
+                         if f"{ex.id}:{prop.name}" in carried)
+
+    package = Path(pack.__file__).resolve().parent
+    grader_dir = out / "grader"
+    for source in sorted(package.rglob("*.py")):
+        relative = source.relative_to(package)
+        if "__pycache__" in relative.parts or relative.parts[0] == "bundled":
+            continue
+        target = grader_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = source.read_text(encoding="utf-8")
+        if relative.parts[0] == "checks":
+            text, _ = strip_hidden_checks(text)
+        target.write_text(text, encoding="utf-8")
+    (grader_dir / "templates").mkdir(exist_ok=True)
+    for source in sorted(report.template_folder().glob("*")):
+        if source.suffix in (".html", ".css"):
+            shutil.copyfile(source, grader_dir / "templates" / source.name)
+    bundled = grader_dir / "bundled"
+    for folder in (out / "exercises", bundled / "exercises"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for stub in sorted(pack.pack_folder("exercises").glob("*.py")):
+            shutil.copyfile(stub, folder / stub.name)
+    recorded.save(answers, bundled / "recorded.pt")
+    manifest = {
+        "examples": examples,
+        "checks": summary.carried,
+        "points": summary.points,
+        "left_out": len(summary.hidden) + len(summary.not_replayable),
+        "functions": {part: recorded.function_signatures(pack.solution(part))
+                      for part in pack.PARTS},
+    }
+    (bundled / "release.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    from grader import __version__
+
+    (out / "pyproject.toml").write_text(
+        gradescope.PYPROJECT.format(version=__version__).replace(
+            '"*" = ["*.html", "*.css", "*.py"]', '"*" = ["*.html", "*.css", "*.py", "*.json", '
+            '"*.pt"]'), encoding="utf-8")
+    (out / "README.md").write_text(STUDENT_README.format(
+        title="PyTorch basics", public=len(summary.carried), points=summary.points,
+        left_out=manifest["left_out"]), encoding="utf-8")
+    summary.files = sorted(str(path.relative_to(out)) for path in out.rglob("*")
+                           if path.is_file())
+    return summary
