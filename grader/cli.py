@@ -281,6 +281,11 @@ def gradescope_zip(zip_path: Path, visibility: str) -> None:
     Example:
       grader gradescope-zip autograder.zip --visibility after_due_date
     """
+    from grader import pack
+
+    if pack.release_manifest() is not None:
+        raise click.ClickException("this grader is a student release (no solutions): build the "
+                                   "autograder zip from the instructor's grader")
     names = gradescope.build_autograder_zip(zip_path, visibility=visibility)
     click.echo(f"{zip_path}: {len(names)} files (setup.sh, run_autograder, the grader and "
                "its pack). Upload it as the assignment's autograder.")

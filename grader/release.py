@@ -92,17 +92,21 @@ def public_checks() -> tuple[list[str], list[str]]:
     return public, hidden
 
 
+def reference_signatures() -> dict[str, dict[str, list[str]]]:
+    """part -> function -> parameter names, of the solutions (names for feedback only)."""
+    return {part: recorded.function_signatures(pack.solution(part)) for part in pack.PARTS}
+
+
 def record_answers(checks: list[str], examples: int) -> tuple[dict, list[str], dict[str, str]]:
     """Run `checks` on the solutions, recording the reference's answers; then replay them on
     the solutions. Returns the answers, the checks that replay, and why the others do not."""
     from grader import runner
 
     answers: dict = {}
-    options = runner.Options(examples=examples, checks=frozenset(checks))
+    options = runner.Options(examples=examples, checks=frozenset(checks), shrink=False)
     with pack.answering(record=answers):
         runner.grade_submission(pack.pack_folder("solutions"), options)
-    functions = {part: recorded.function_signatures(pack.solution(part))
-                 for part in pack.PARTS}
+    functions = reference_signatures()
     replay = runner.Options(examples=examples, checks=frozenset(checks), shrink=False)
     with pack.answering(replay=(answers, functions)):
         result = runner.grade_submission(pack.pack_folder("solutions"), replay)
@@ -156,8 +160,7 @@ def build_release(out: Path, *, examples: int) -> ReleaseSummary:
         "checks": summary.carried,
         "points": summary.points,
         "left_out": len(summary.hidden) + len(summary.not_replayable),
-        "functions": {part: recorded.function_signatures(pack.solution(part))
-                      for part in pack.PARTS},
+        "functions": reference_signatures(),
     }
     (bundled / "release.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     from grader import __version__

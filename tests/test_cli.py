@@ -29,7 +29,7 @@ def test_list_shows_every_exercise_with_points(cli: CliRunner) -> None:
 
 
 @pytest.mark.parametrize("command", [[], ["check"], ["grade"], ["list"], ["doctor"],
-                                     ["gradescope"], ["gradescope-zip"]])
+                                     ["gradescope"], ["gradescope-zip"], ["release"]])
 def test_every_command_explains_itself_with_an_example(cli: CliRunner, command: list) -> None:
     result = cli.invoke(main, [*command, "--help"])
     assert result.exit_code == 0

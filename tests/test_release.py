@@ -133,6 +133,10 @@ def test_check_in_the_release_runs_the_public_checks_and_says_so(built, tmp_path
     assert full.returncode == 0, full.stdout + full.stderr
     assert f"Total: {summary.points:g} / {summary.points:g}" in full.stdout
 
+    refused = run_release_grader(out, "release", str(tmp_path / "again"))
+    assert refused.returncode == 1 and "is itself a student release" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
     buggy, exercise_id = with_bug(tmp_path / "buggy", next(
         path for path in BUG_FILES if path.stem.startswith("tensors__softmax__")))
     caught = run_release_grader(out, "check", str(buggy), "--only", exercise_id,
