@@ -267,3 +267,17 @@ def test_values_close_judges_like_assert_close(dtype: str) -> None:
         assert values_close(got, expected, rtol=rtol, atol=atol) == reference
 
     agree()
+
+
+def test_a_one_job_batch_runs_on_one_core_and_gives_the_others_back() -> None:
+    """After the first submission, grader and workers share one core (they take turns);
+    when the batch ends, the process may use every core again."""
+    import os
+
+    before = os.sched_getaffinity(0)
+    folders = [pack.pack_folder("solutions")] * 3
+    during = [os.sched_getaffinity(0) for _ in runner.grade_batch(
+        folders, runner.Options(only=("tensors.dot",)), jobs=1)]
+    assert os.sched_getaffinity(0) == before
+    if len(before) > 1:
+        assert len(during[-1]) == 1 and during[-1] <= before
