@@ -42,7 +42,7 @@ def digest(name: str, args: tuple, kwargs: dict) -> str:
     return hasher.hexdigest()
 
 
-def _feed(hasher: Any, value: Any) -> None:  # noqa: C901 - one case per input kind
+def _feed(hasher: Any, value: Any) -> None:
     def put(*parts: object) -> None:
         hasher.update(repr(parts).encode())
 

@@ -276,8 +276,10 @@ def warm_up_in_background() -> None:
 
 
 def finish_warm_up() -> None:
+    global _warming
     if _warming is not None:
         _warming.join()
+        _warming = None
 
 
 def grade_submission(submission_dir: Path, options: Options | None = None,
@@ -297,7 +299,7 @@ def grade_submission(submission_dir: Path, options: Options | None = None,
     with SubmissionSession(Path(submission_dir), limits=options.limits,
                            settings=options.sandbox_settings()) as session:
         session.cuda_available = "cuda" in options.devices
-        if _warming is not None:  # finish warming up while the worker starts, then grade
+        if _warming is not None:  # the first one: finish warming up while the worker starts
             try:
                 session.start()
             except Crashed:
