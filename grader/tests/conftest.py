@@ -10,7 +10,7 @@ import pytest
 from grader import pack, runner
 from grader.results import SubmissionResult
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BUG_FILES = sorted((FIXTURES / "bugs").glob("*.py"))
 CORRECT_STYLES = sorted(path for path in (FIXTURES / "correct").iterdir() if path.is_dir())
