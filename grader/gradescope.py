@@ -12,11 +12,33 @@ import zipfile
 from pathlib import Path
 
 from grader.failures import PASSED
-from grader.results import SubmissionResult, points
+from grader.results import ExerciseResult, SubmissionResult, points
 
 DEFAULT_SUBMISSION = "/autograder/submission"
 DEFAULT_RESULTS = "/autograder/results/results.json"
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+
+
+def exercise_output(ex: ExerciseResult) -> str:
+    """A test's `output`, laid out as the HTML report shows the exercise: the status once
+    (when it did not pass), then every check with a mark, its points and why it failed.
+
+    An exercise stopped before its checks ran (no file, no such name, out of time) gives every
+    check the same message: it is said once, on the status line, instead of under each check.
+    """
+    if not ex.checks:
+        return ex.feedback if ex.status == PASSED else f"[{ex.status}] {ex.feedback}"
+    failed_messages = {check.feedback for check in ex.checks if check.status != PASSED}
+    stopped_early = (len(ex.checks) > 1 and len(failed_messages) == 1
+                     and all(check.status != PASSED for check in ex.checks))
+    said_once = failed_messages.pop() if stopped_early else ""
+    lines = [] if ex.status == PASSED else [f"[{ex.status}] {said_once}".rstrip()]
+    for check in ex.checks:
+        mark = "✓" if check.status == PASSED else "✗"
+        lines.append(f"{mark} {check.description} ({check.score:g} / {check.max_score:g})")
+        if check.status != PASSED and check.feedback and not stopped_early:
+            lines += ["    " + line if line else "" for line in check.feedback.splitlines()]
+    return "\n".join(lines)
 
 
 def gradescope_json(result: SubmissionResult, *, visibility: str = "visible") -> str:
@@ -30,7 +52,7 @@ def gradescope_json(result: SubmissionResult, *, visibility: str = "visible") ->
             "score": points(ex.score),
             "max_score": points(ex.max_score),
             "status": "passed" if ex.status == PASSED else "failed",
-            "output": ex.feedback if ex.status == PASSED else f"[{ex.status}] {ex.feedback}",
+            "output": exercise_output(ex),
             "output_format": "text",
             "visibility": visibility,
         })

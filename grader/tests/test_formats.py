@@ -18,9 +18,9 @@ from .conftest import copy_solutions
 
 def sample(name: str = "alice") -> SubmissionResult:
     def exercise(exercise_id: str, status: str, score: float) -> ExerciseResult:
-        return ExerciseResult(exercise_id, score, 2.0, status,
-                              "Passed." if status == "passed" else f"{status}: <why> & how",
-                              [CheckResult("c", "d", status, score, 2.0)], "what it does")
+        why = "" if status == "passed" else f"{status}: <why> & how"
+        return ExerciseResult(exercise_id, score, 2.0, status, why or "Passed.",
+                              [CheckResult("c", "d", status, score, 2.0, why)], "what it does")
 
     return SubmissionResult(name, [exercise("tensors.dot", "passed", 2.0),
                                    exercise("tensors.softmax", "failed", 0.5),
@@ -63,7 +63,10 @@ def test_gradescope_results_have_every_required_field() -> None:
         assert test["status"] in {"passed", "failed"}
         assert test["visibility"] == "after_due_date"
     assert [t["status"] for t in document["tests"]] == ["passed", "failed", "failed", "failed"]
-    assert document["tests"][2]["output"].startswith("[error]")
+    outputs = [t["output"] for t in document["tests"]]
+    assert outputs[0] == "✓ d (2 / 2)"
+    assert outputs[1] == "[failed]\n✗ d (0.5 / 2)\n    failed: <why> & how"
+    assert outputs[2] == "[error]\n✗ d (0 / 2)\n    error: <why> & how"
     with pytest.raises(ValueError):
         gradescope.gradescope_json(sample(), visibility="sometimes")
 
@@ -79,6 +82,27 @@ def test_gradescope_command_grades_and_writes_results(tmp_path: Path) -> None:
     assert by_name["networks.Net"]["status"] == "passed"
     assert by_name["tensors.dot"]["status"] == "failed"  # no tensors.py: missing
     assert document["score"] == sum(t["score"] for t in document["tests"])
+
+
+def test_gradescope_output_names_the_status_once_then_each_check(tmp_path: Path) -> None:
+    submission = copy_solutions(tmp_path / "submission", parts=("tensors",))
+    with open(submission / "tensors.py", "a", encoding="utf-8") as handle:
+        handle.write("\n\ndef softmax(x, dim):\n    e = torch.exp(x)\n"
+                     "    return e / e.sum(dim=dim, keepdim=True)\n")
+    results = tmp_path / "results.json"
+    outcome = CliRunner().invoke(main, ["gradescope", "--submission", str(submission),
+                                        "--results", str(results), "--examples", "5"])
+    assert outcome.exit_code == 0, outcome.output
+    by_id = {t["name"].split(":")[0]: t for t in json.loads(results.read_text())["tests"]}
+    softmax = by_id["tensors.softmax"]["output"].splitlines()
+    assert softmax[0] == "[failed]"
+    assert softmax[1].startswith("✗ equals torch.softmax(x, dim)")
+    assert softmax[2] == "    The returned tensor has the wrong values."
+    assert sum("[failed]" in line for line in softmax) == 1
+    missing = by_id["autograd.q_gradients"]["output"].splitlines()
+    assert missing[0] == "[missing] there is no autograd.py in the submission"
+    assert len(missing) > 2 and all(line.startswith("✗ ") for line in missing[1:])
+    assert by_id["tensors.dot"]["output"].startswith("✓ ")
 
 
 def test_check_writes_junit_on_request(tmp_path: Path) -> None:
