@@ -68,14 +68,72 @@ def gradescope_json(result: SubmissionResult, *, visibility: str = "visible") ->
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-SETUP_SH = """#!/usr/bin/env bash
+# Gradescope's base images are Ubuntu 22.04 (python3 is 3.10) and 24.04 (3.12, and no python3.11
+# package), so the script takes the image's python3 when it is recent enough and installs one
+# only when it is not. Sourcing it defines the functions without running `main` (the tests do).
+SETUP_SH = r"""#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image.
 set -euo pipefail
-apt-get update -qq && apt-get install -y -qq python3.11 python3.11-venv >/dev/null
-python3.11 -m venv /autograder/venv
-/autograder/venv/bin/pip install --quiet torch==2.13.0 \
-    --index-url https://download.pytorch.org/whl/cpu
-/autograder/venv/bin/pip install --quiet /autograder/source
+
+# What `$1 --version` says, or "not installed".
+python_version_of() {
+    if command -v "$1" >/dev/null; then "$1" --version 2>&1 || true; else echo "not installed"; fi
+}
+
+# Succeeds when the interpreter $1 exists and is Python 3.11 or newer.
+python_is_recent() {
+    local reported
+    reported=$(python_version_of "$1")
+    [[ $reported =~ ^Python\ ([0-9]+)\.([0-9]+) ]] || return 1
+    (( 10#${BASH_REMATCH[1]} > 3 || (10#${BASH_REMATCH[1]} == 3 && 10#${BASH_REMATCH[2]} >= 11) ))
+}
+
+# Prints the interpreter to build the venv with: the image's python3 when it is 3.11 or newer,
+# else one apt installs (python3.11 on 22.04; the distribution's python3 where the image has
+# none). Fails with a message when none is 3.11 or newer.
+choose_python() {
+    if python_is_recent python3; then
+        echo python3
+        return
+    fi
+    local found package
+    found=$(python_version_of python3)
+    echo "setup.sh: the image's python3 is $found; installing a newer Python with apt" >&2
+    if apt-get update -qq >&2; then
+        for package in python3.11 python3; do
+            if apt-get install -y -qq "$package" "$package-venv" >&2 \
+                    && python_is_recent "$package"; then
+                echo "$package"
+                return
+            fi
+        done
+    fi
+    echo "setup.sh: torch-grader needs Python 3.11 or newer, but the image's python3 is" \
+         "$found and apt-get installed no newer one. Choose a base image with Python 3.11" \
+         "or newer (Ubuntu 24.04 has 3.12)." >&2
+    return 1
+}
+
+# Creates the venv $2 with the interpreter $1; Ubuntu's Pythons need their -venv package.
+make_venv() {
+    if ! "$1" -m venv "$2" >/dev/null 2>&1; then
+        apt-get update -qq >&2 && apt-get install -y -qq "$1-venv" >&2
+        "$1" -m venv --clear "$2"
+    fi
+}
+
+main() {
+    local python
+    python=$(choose_python)
+    make_venv "$python" /autograder/venv
+    /autograder/venv/bin/pip install --quiet torch==2.13.0 \
+        --index-url https://download.pytorch.org/whl/cpu
+    /autograder/venv/bin/pip install --quiet /autograder/source
+}
+
+if ! (return 0 2>/dev/null); then  # run, not sourced
+    main "$@"
+fi
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
