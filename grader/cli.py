@@ -160,7 +160,7 @@ def check(path: Path, report_path: Path, device: str, examples: int,
     if github:
         from grader import github as github_format
 
-        for line in github_format.annotations(result):
+        for line in github_format.annotations(result, submission=path):
             click.echo(line)
         click.echo(github_format.points_line(result))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import junitparser
@@ -138,6 +139,22 @@ def test_github_mode_prints_points_annotations_and_a_summary(tmp_path: Path,
     assert "1.5 / 3 points" in text and "| `tensors.dot` | ❌ error | 0 / 1.5 |" in text
     failing = CliRunner().invoke(main, [*arguments, "--min-score", "2"])
     assert failing.exit_code == 1
+
+
+def test_github_annotations_point_at_the_students_lines(tmp_path: Path) -> None:
+    submission = copy_solutions(tmp_path / "work", parts=("tensors",))
+    solution_lines = (submission / "tensors.py").read_text().count("\n")
+    with open(submission / "tensors.py", "a", encoding="utf-8") as handle:
+        handle.write("\n\ndef softmax(x, dim):\n    return x\n"  # a wrong value
+                     "\n\ndef dot(u, v):\n    raise ValueError('no')\n")
+    softmax_line, raise_line = solution_lines + 3, solution_lines + 8
+    outcome = CliRunner().invoke(main, ["check", str(submission), "--only", "tensors.softmax",
+                                        "--only", "tensors.dot", "--github", "--examples", "5",
+                                        "--report", str(tmp_path / "r.html")])
+    assert outcome.exit_code == 1, outcome.output
+    places = dict(re.findall(r"^::error file=tensors\.py,line=(\d+),title=(tensors\.\w+)",
+                             outcome.output, re.MULTILINE))
+    assert places == {str(softmax_line): "tensors.softmax", str(raise_line): "tensors.dot"}
 
 
 def test_gradescope_zip_holds_the_scripts_and_an_installable_grader(tmp_path: Path) -> None:
