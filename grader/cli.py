@@ -17,7 +17,8 @@ from grader import gradescope
 
 SHARED_OPTIONS_HELP = {
     "device": "Where to run the checks: cpu, cuda, or all available devices (default).",
-    "examples": "Generated examples per check (more is more thorough and slower).",
+    "examples": "Generated examples per check (more is more thorough and slower; default: "
+                "the pack's, 12 for the bundled pack).",
 }
 
 
@@ -33,11 +34,32 @@ def _devices(choice: str) -> tuple[str, ...]:
     return (choice,)
 
 
-def _options(device: str, examples: int, only: tuple[str, ...]):  # noqa: ANN202
+def _use_pack(_context: click.Context, _param: click.Parameter, value: Path | None):  # noqa: ANN202
+    """`--pack DIR`: grade with that pack (its metadata and checks are read here, so a broken
+    pack is one `Error:` line before anything runs)."""
+    from grader import pack
+
+    try:
+        return pack.activate(value)
+    except pack.PackError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _exercise_ids() -> list[str]:
+    from grader import pack
+
+    try:
+        return pack.exercise_ids()
+    except pack.PackError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _options(device: str, examples: int | None, only: tuple[str, ...]):  # noqa: ANN202
     from grader import pack
     from grader.runner import Options
 
-    known = set(pack.exercise_ids()) | set(pack.PARTS)
+    chosen = pack.current()
+    known = set(_exercise_ids()) | set(chosen.parts)
     unknown = [name for name in only if name not in known]
     if unknown:
         raise click.ClickException(f"--only {unknown[0]}: no such exercise or part (see "
@@ -45,8 +67,9 @@ def _options(device: str, examples: int, only: tuple[str, ...]):  # noqa: ANN202
     manifest = pack.release_manifest()
     if manifest is not None:  # a student release (its checks only) replays answers as recorded
         return Options(devices=("cpu",), examples=manifest["examples"], only=only,
-                       shrink=False)
-    return Options(devices=_devices(device), examples=examples, only=only)
+                       shrink=False, pack=chosen.root)
+    return Options(devices=_devices(device), examples=examples or chosen.examples, only=only,
+                   pack=chosen.root)
 
 
 def _release_banner() -> str | None:
@@ -72,8 +95,13 @@ def _check_folder(path: Path, what: str, *, zip_ok: bool = False) -> Path:
 
 device_option = click.option("--device", type=click.Choice(["all", "cpu", "cuda"]),
                              default="all", show_default=True, help=SHARED_OPTIONS_HELP["device"])
-examples_option = click.option("--examples", type=click.IntRange(1, 10_000), default=12,
-                               show_default=True, help=SHARED_OPTIONS_HELP["examples"])
+examples_option = click.option("--examples", type=click.IntRange(1, 10_000), default=None,
+                               help=SHARED_OPTIONS_HELP["examples"])
+pack_option = click.option("--pack", "chosen_pack", default=None, callback=_use_pack,
+                           is_eager=True, metavar="DIR",
+                           type=click.Path(path_type=Path, file_okay=False),
+                           help="The pack to grade with: a folder with exercises/, solutions/, "
+                           "tests/ and pack.toml (default: the bundled PyTorch-basics pack).")
 junit_option = click.option("--junit", "junit_path", default=None,
                             type=click.Path(path_type=Path, dir_okay=False),
                             help="Also write a JUnit XML report to this file.")
@@ -108,9 +136,10 @@ def main() -> None:
               "write the job summary to $GITHUB_STEP_SUMMARY.")
 @click.option("--min-score", type=float, default=None,
               help="Exit 0 when the score reaches this (instead of: when everything passed).")
-def check(path: Path, report_path: Path, device: str, examples: int,
+@pack_option
+def check(path: Path, report_path: Path, device: str, examples: int | None,
           only: tuple[str, ...], junit_path: Path | None, github: bool,
-          min_score: float | None) -> None:
+          min_score: float | None, chosen_pack: object) -> None:
     """Check one submission folder (default: exercises/) before you hand it in.
 
     Prints a table of every exercise with its points, explains each failure with the smallest
@@ -183,8 +212,10 @@ def check(path: Path, report_path: Path, device: str, examples: int,
 @examples_option
 @only_option
 @junit_option
+@pack_option
 def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str,
-          examples: int, only: tuple[str, ...], junit_path: Path | None) -> None:
+          examples: int | None, only: tuple[str, ...], junit_path: Path | None,
+          chosen_pack: object) -> None:
     """Grade every sub-folder of SUBMISSIONS (one folder per student) into OUT.
 
     Writes OUT/results.json (the machine-readable grades), OUT/grades.csv, OUT/index.html (the
@@ -245,8 +276,9 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str
 @click.option("--visibility", type=click.Choice(gradescope.VISIBILITIES), default="visible",
               show_default=True, help="When students see each exercise's result.")
 @examples_option
+@pack_option
 def gradescope_command(submission_dir: Path, results_path: Path, visibility: str,
-                       examples: int) -> None:
+                       examples: int | None, chosen_pack: object) -> None:
     """Grade the submission Gradescope unpacked and write its results.json (call it from the
     autograder's `run_autograder`).
 
@@ -273,7 +305,8 @@ def gradescope_command(submission_dir: Path, results_path: Path, visibility: str
                 type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--visibility", type=click.Choice(gradescope.VISIBILITIES), default="visible",
               show_default=True, help="When students see each exercise's result.")
-def gradescope_zip(zip_path: Path, visibility: str) -> None:
+@pack_option
+def gradescope_zip(zip_path: Path, visibility: str, chosen_pack: object) -> None:
     """Build the autograder zip to upload to Gradescope (default: autograder.zip): setup.sh,
     run_autograder and this grader with its pack.
 
@@ -294,7 +327,8 @@ def gradescope_zip(zip_path: Path, visibility: str) -> None:
 @main.command()
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @examples_option
-def release(out: Path, examples: int) -> None:
+@pack_option
+def release(out: Path, examples: int | None, chosen_pack: object) -> None:
     """Write the student release into OUT: the stubs, this grader without the solutions and
     without the checks marked hidden, and the public checks with the reference's answers
     recorded (so students can run `grader check` on their own machine).
@@ -314,7 +348,7 @@ def release(out: Path, examples: int) -> None:
     from grader import release as release_builder
 
     click.echo("Recording the reference's answers to the public checks...")
-    summary = release_builder.build_release(out, examples=examples)
+    summary = release_builder.build_release(out, examples=examples or pack.current().examples)
     click.echo(f"{out}: {len(summary.files)} files. It carries {len(summary.carried)} public "
                f"checks ({summary.points:g} points); left out: {len(summary.hidden)} hidden "
                f"checks and {len(summary.not_replayable)} that need the solutions to run:")
@@ -323,7 +357,8 @@ def release(out: Path, examples: int) -> None:
 
 
 @main.command(name="list")
-def list_exercises() -> None:
+@pack_option
+def list_exercises(chosen_pack: object) -> None:
     """List the pack's exercises with their points and what each asks for.
 
     \b
@@ -332,6 +367,7 @@ def list_exercises() -> None:
     """
     from grader import pack
 
+    _exercise_ids()
     exercises = pack.exercises()
     width = max(len(ex.id) for ex in exercises)
     for ex in exercises:
@@ -377,6 +413,34 @@ def doctor() -> None:
     click.echo("\nAlways: a separate worker process per submission, a copy of the submission in "
                "a scratch folder, a minimal environment, deadlines enforced by the grader, "
                "plain-data results.")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--title", default=None,
+              help="The pack's title (default: from DIRECTORY's name, e.g. my-pack: My pack).")
+def new(directory: Path, title: str | None) -> None:
+    """Write a new pack into DIRECTORY (a new or empty folder): one example exercise with its
+    stub, solution, check and two example submissions, ready to pass its own checks.
+
+    \b
+    Example:
+      grader new my-pack
+      pytest my-pack/tests                               # the checks pass on the solutions
+      grader check --pack my-pack my-pack/solutions      # full marks
+      grader check --pack my-pack my-pack/exercises      # zero: not implemented yet
+    """
+    from grader import scaffold
+
+    try:
+        written = scaffold.write_new_pack(directory, title=title)
+    except FileExistsError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{directory}: a new pack ({len(written)} files):")
+    for path in written:
+        click.echo(f"  {path.relative_to(directory)}")
+    click.echo(f"Next: pytest {directory}/tests, then add an exercise (a stub in exercises/, its "
+               "solution in solutions/, a check in tests/).")
 
 
 def run() -> None:

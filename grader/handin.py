@@ -14,7 +14,7 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from grader.pack import PARTS
+from grader import pack
 
 ZIP_CAP_BYTES = 32 << 20
 ZIP_CAP_FILES = 500
@@ -63,7 +63,7 @@ def unpack_zip(archive_path: Path, destination: Path) -> list[str]:
     # A zip of a folder: use the one folder inside when the part files are there.
     inner = [path for path in destination.iterdir() if path.is_dir()]
     if not any((destination / f"{part}.py").exists() or (destination / f"{part}.ipynb").exists()
-               for part in PARTS) and len(inner) == 1:
+               for part in pack.parts()) and len(inner) == 1:
         for path in list(inner[0].iterdir()):
             path.rename(destination / path.name)
     return notes
@@ -104,10 +104,11 @@ def notebook_source(notebook_path: Path) -> tuple[str, list[str]]:
 def convert_notebooks(folder: Path) -> list[str]:
     """Write part files for the notebooks in `folder` (a `.py` file, if any, wins)."""
     notes = []
+    parts = pack.parts()
     notebooks = sorted(folder.glob("*.ipynb"))
-    whole = [nb for nb in notebooks if nb.stem not in PARTS]
+    whole = [nb for nb in notebooks if nb.stem not in parts]
     for notebook in notebooks:
-        if notebook.stem in PARTS and not (folder / f"{notebook.stem}.py").exists():
+        if notebook.stem in parts and not (folder / f"{notebook.stem}.py").exists():
             source, found = notebook_source(notebook)
             (folder / f"{notebook.stem}.py").write_text(source, encoding="utf-8")
             notes += found + [f"graded {notebook.name} as {notebook.stem}.py"]
@@ -115,7 +116,7 @@ def convert_notebooks(folder: Path) -> list[str]:
         source, found = notebook_source(whole[0])
         (folder / f"{NOTEBOOK_MODULE}.py").write_text(source, encoding="utf-8")
         notes += found
-        for part in PARTS:
+        for part in parts:
             if not (folder / f"{part}.py").exists():
                 (folder / f"{part}.py").write_text(f"from {NOTEBOOK_MODULE} import *  # noqa\n")
         notes.append(f"graded every part from the notebook {whole[0].name}")

@@ -1,12 +1,14 @@
 """`grader release OUT`: what students receive, without the solutions or the hidden checks.
 
-A release is a folder students can install and run `grader check` from:
+A release is a pack, and a folder students can install and run `grader check` (or plain
+`pytest tests`) from:
 
     OUT/exercises/          the stubs they fill in
-    OUT/grader/             this grader without `solutions/` and with every check marked
-                            `hidden=True` cut out of the check modules
-    OUT/grader/bundled/release.json   which checks it carries, and how they are run
-    OUT/grader/bundled/recorded.pt    the reference's recorded answers for those checks
+    OUT/tests/              the pack's checks, with every check marked `hidden` cut out
+    OUT/pack.toml           the pack's metadata
+    OUT/release.json        which checks it carries, and how they are run
+    OUT/recorded.pt         the reference's recorded answers for those checks
+    OUT/grader/             this grader, without any pack
     OUT/pyproject.toml, OUT/README.md
 
 The public checks are the instructor's own checks, run the same way, except that the
@@ -24,7 +26,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import gradescope, pack, recorded, report
+from grader import distribution, pack, recorded
 from grader.failures import PASSED
 
 STUDENT_README = """# {title}: student release
@@ -40,7 +42,8 @@ This release runs the **public checks** only: {public} checks worth {points:g} p
 ({left_out} more checks, some of them hidden, run when your instructor grades). Passing every
 public check is a good sign, not a guarantee.
 
-`grader check exercises/ --report report.html` writes an HTML report; `grader list` lists the
+`pytest tests` runs the same checks with pytest (on `exercises/`; `--submission DIR` for another
+folder). `grader check exercises/ --report report.html` writes an HTML report; `grader list` lists the
 exercises.
 """
 
@@ -57,7 +60,7 @@ class ReleaseSummary:
 
 
 def strip_hidden_checks(source: str) -> tuple[str, list[str]]:
-    """The check module's source without the functions decorated `.check(..., hidden=True)`
+    """The check module's source without the test functions marked `@pytest.mark.hidden`
     (their decorators included); every other line is kept exactly as written, so the public
     checks draw the same examples. Returns the new source and the names removed."""
     tree = ast.parse(source)
@@ -73,13 +76,12 @@ def strip_hidden_checks(source: str) -> tuple[str, list[str]]:
 
 
 def _is_hidden(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Decorated `@pytest.mark.hidden` (or `@mark.hidden`)."""
     for decorator in node.decorator_list:
-        if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute) \
-                and decorator.func.attr == "check":
-            for keyword in decorator.keywords:
-                if keyword.arg == "hidden" and isinstance(keyword.value, ast.Constant) \
-                        and keyword.value.value is True:
-                    return True
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if isinstance(target, ast.Attribute) and target.attr == "hidden" and \
+                isinstance(target.value, ast.Attribute) and target.value.attr == "mark":
+            return True
     return False
 
 
@@ -94,7 +96,7 @@ def public_checks() -> tuple[list[str], list[str]]:
 
 def reference_signatures() -> dict[str, dict[str, list[str]]]:
     """part -> function -> parameter names, of the solutions (names for feedback only)."""
-    return {part: recorded.function_signatures(pack.solution(part)) for part in pack.PARTS}
+    return {part: recorded.function_signatures(pack.solution(part)) for part in pack.parts()}
 
 
 def record_answers(checks: list[str], examples: int) -> tuple[dict, list[str], dict[str, str]]:
@@ -133,28 +135,23 @@ def build_release(out: Path, *, examples: int) -> ReleaseSummary:
     summary.points = sum(prop.points for ex in pack.exercises() for prop in ex.properties
                          if f"{ex.id}:{prop.name}" in carried)
 
-    package = Path(pack.__file__).resolve().parent
-    grader_dir = out / "grader"
-    for source in sorted(package.rglob("*.py")):
-        relative = source.relative_to(package)
-        if "__pycache__" in relative.parts or relative.parts[0] == "bundled":
-            continue
-        target = grader_dir / relative
+    chosen = pack.current()
+
+    def without_hidden(name: str, text: str) -> str:
+        return strip_hidden_checks(text)[0] if name.startswith("tests/") else text
+
+    written: dict[str, str] = distribution.pack_sources(chosen.root, ("exercises", "tests"),
+                                                        without_hidden)
+    grader_files = distribution.grader_sources()
+    for name, text in written.items():
+        target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        text = source.read_text(encoding="utf-8")
-        if relative.parts[0] == "checks":
-            text, _ = strip_hidden_checks(text)
         target.write_text(text, encoding="utf-8")
-    (grader_dir / "templates").mkdir(exist_ok=True)
-    for source in sorted(report.template_folder().glob("*")):
-        if source.suffix in (".html", ".css"):
-            shutil.copyfile(source, grader_dir / "templates" / source.name)
-    bundled = grader_dir / "bundled"
-    for folder in (out / "exercises", bundled / "exercises"):
-        folder.mkdir(parents=True, exist_ok=True)
-        for stub in sorted(pack.pack_folder("exercises").glob("*.py")):
-            shutil.copyfile(stub, folder / stub.name)
-    recorded.save(answers, bundled / "recorded.pt")
+    for name, source in grader_files.items():
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    recorded.save(answers, out / "recorded.pt")
     manifest = {
         "examples": examples,
         "checks": summary.carried,
@@ -162,15 +159,14 @@ def build_release(out: Path, *, examples: int) -> ReleaseSummary:
         "left_out": len(summary.hidden) + len(summary.not_replayable),
         "functions": reference_signatures(),
     }
-    (bundled / "release.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    (out / "release.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     from grader import __version__
 
-    (out / "pyproject.toml").write_text(
-        gradescope.PYPROJECT.format(version=__version__).replace(
-            '"*" = ["*.html", "*.css", "*.py"]', '"*" = ["*.html", "*.css", "*.py", "*.json", '
-            '"*.pt"]'), encoding="utf-8")
+    (out / "pyproject.toml").write_text(distribution.pyproject_text(
+        __version__, ["exercises", "tests"], distribution.grader_packages(grader_files)),
+        encoding="utf-8")
     (out / "README.md").write_text(STUDENT_README.format(
-        title="PyTorch basics", public=len(summary.carried), points=summary.points,
+        title=chosen.title, public=len(summary.carried), points=summary.points,
         left_out=manifest["left_out"]), encoding="utf-8")
     summary.files = sorted(str(path.relative_to(out)) for path in out.rglob("*")
                            if path.is_file())

@@ -8,7 +8,6 @@ in the submission's worker (`grader.session`); everything here is the trusted si
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
@@ -18,66 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hypothesis
-from hypothesis import HealthCheck, Phase, Verbosity
-
-from grader import pack, sandbox
-from grader.context import Context
+from grader import collect, pack, sandbox
 from grader.failures import (
-    ERROR,
     FORBIDDEN,
-    MISSING,
     PASSED,
     SEVERITY,
     TIMEOUT,
-    Abort,
     Crashed,
-    Mismatch,
-    StudentError,
 )
-from grader.recorded import NotRecorded
+from grader.pack import DEFAULT_EXAMPLES
+from grader.plugin import Run, prerequisite
 from grader.results import CheckResult, ExerciseResult, SubmissionResult, points
 from grader.session import Limits, SubmissionSession
 from grader.spec import CPU_ONLY, EACH_DEVICE, META, Exercise, Property
-
-
-def _only_global_constants() -> None:
-    """Make generation independent of which modules happen to be loaded.
-
-    Hypothesis (6.131+) mixes literals found in "local" modules (anything outside
-    site-packages: this grader when installed editable, the loaded reference solutions) into
-    the values it draws, and caches that pool at its first use. Examples would then differ
-    between an editable and a regular install, between `--only` and a full run, and between
-    the instructor's grader and a student release. Grading uses hypothesis's own constants
-    only. (A private hook: without it, hypothesis works as before.)"""
-    try:
-        from hypothesis.internal.conjecture import providers
-        from hypothesis.internal.constants_ast import Constants
-    except ImportError:
-        return
-    if hasattr(providers, "_get_local_constants"):
-        nothing_local = Constants()
-        providers._get_local_constants = lambda: nothing_local
-        if hasattr(providers, "CONSTANTS_CACHE"):  # pools cached before this point
-            providers.CONSTANTS_CACHE = type(providers.CONSTANTS_CACHE)(1024)
-
-
-_only_global_constants()
-
-DEFAULT_EXAMPLES = 12
-PROFILE = "grading"
-hypothesis.settings.register_profile(
-    PROFILE,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    report_multiple_bugs=False,
-    phases=(Phase.explicit, Phase.generate, Phase.shrink),
-    print_blob=False,
-    verbosity=Verbosity.quiet,
-    max_examples=DEFAULT_EXAMPLES,
-)
 
 
 @dataclass
@@ -92,6 +44,7 @@ class Options:
     memory_bytes: int | None = 2 << 30  # address space beyond a worker with torch imported
     checks: frozenset[str] | None = None  # "exercise.id:property" to run; None means all
     shrink: bool = True  # look for the smallest failing input (off in a student release)
+    pack: Path | None = None  # the pack's folder; None: the active one (the bundled pack)
 
     def runs(self, exercise: Exercise, prop: Property) -> bool:
         return self.checks is None or f"{exercise.id}:{prop.name}" in self.checks
@@ -104,73 +57,14 @@ class Options:
                                 cpu_seconds=int(self.limits.submission_seconds),
                                 cuda="cuda" in self.devices)
 
+    def chosen_pack(self) -> pack.Pack:
+        return pack.load(self.pack) if self.pack is not None else pack.current()
+
 
 def available_devices() -> tuple[str, ...]:
     import torch
 
     return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
-
-
-def grading_settings(max_examples: int, shrink: bool = True) -> hypothesis.settings:
-    phases = (Phase.explicit, Phase.generate, Phase.shrink) if shrink else \
-        (Phase.explicit, Phase.generate)
-    return hypothesis.settings(hypothesis.settings.get_profile(PROFILE),
-                               max_examples=max_examples, phases=phases)
-
-
-@functools.cache
-def build_test(prop: Property, examples: int, shrink: bool = True
-               ) -> Callable[[Context], None]:
-    """The hypothesis test of a property with the grading settings (built once per process:
-    the context, which changes per submission, is its argument)."""
-
-    @functools.wraps(prop.test)
-    def run_example(ctx: Context, *args: object, **kwargs: object) -> None:
-        ctx.session.reset()
-        prop.test(ctx, *args, **kwargs)
-
-    count = examples if prop.max_examples is None else max(1, min(prop.max_examples, examples))
-    if not prop.strategies:
-        return run_example
-    test = hypothesis.given(**prop.strategies)(run_example)
-    for explicit in prop.examples:
-        test = hypothesis.example(**explicit)(test)
-    return grading_settings(count, shrink)(test)
-
-
-def _unwrap(error: BaseException) -> BaseException:
-    """Hypothesis wraps some failures (flaky, grouped); find the student-facing one."""
-    while isinstance(error, BaseExceptionGroup) and error.exceptions:
-        error = error.exceptions[0]
-    return error
-
-
-def run_property(prop: Property, ctx: Context, examples: int, shrink: bool = True
-                 ) -> tuple[str, str]:
-    """Run one property on one device: (status, feedback)."""
-    test = build_test(prop, examples, shrink)
-    try:
-        test(ctx)
-    except Abort as abort:
-        return abort.status, abort.message
-    except hypothesis.errors.Unsatisfiable:
-        return PASSED, ""  # every example was inconclusive (e.g. unsupported on meta)
-    except (Mismatch, StudentError) as failure:
-        return failure.status, str(failure)
-    except BaseException as error:  # noqa: BLE001 - hypothesis groups, flaky reruns, bugs
-        inner = _unwrap(error)
-        if isinstance(inner, NotRecorded):
-            return ERROR, ("This check has no recorded answer for one of its inputs in this "
-                           "student release; your instructor's grading runs it in full.")
-        if isinstance(inner, (Mismatch, StudentError)):
-            return inner.status, str(inner)
-        if isinstance(inner, Abort):
-            return inner.status, inner.message
-        if isinstance(inner, (KeyboardInterrupt, SystemExit)):
-            raise
-        return ERROR, (f"The grader could not finish this check ({type(inner).__name__}: "
-                       f"{inner}). Please tell your instructor.")
-    return PASSED, ""
 
 
 def devices_for(prop: Property, options: Options) -> tuple[str, ...]:
@@ -188,14 +82,7 @@ def grade_exercise(exercise: Exercise, session: SubmissionSession,
     started = time.perf_counter()
     properties = options.properties(exercise)
     max_score = points(sum(prop.points for prop in properties))
-    state = session.part(exercise.part)
-    early = None
-    if state.status != "ok":
-        early = (MISSING if state.status == "missing" else
-                 TIMEOUT if state.status == "timeout" else ERROR, state.message)
-    elif exercise.name not in state.names:
-        early = (MISSING, f"{exercise.part}.py has no `{exercise.name}`: define it with exactly "
-                 "this name (see the exercise stub).")
+    early = prerequisite(exercise, session)
     if early is not None:
         status, message = early
         checks = [CheckResult(p.name, p.description, status, 0.0, p.points, message)
@@ -203,7 +90,7 @@ def grade_exercise(exercise: Exercise, session: SubmissionSession,
         return ExerciseResult(exercise.id, 0.0, max_score, status, message, checks,
                               exercise.summary, time.perf_counter() - started)
 
-    reference = pack.reference(exercise.part)
+    checks_run = collect.checks_of(options.chosen_pack())
     checks: list[CheckResult] = []
     stop: tuple[str, str] | None = None  # after a timeout or forbidden call, skip the rest
     for prop in properties:
@@ -214,13 +101,13 @@ def grade_exercise(exercise: Exercise, session: SubmissionSession,
             # the device probe reuses the main check: it proves nothing while that one fails
             status, message = checks[0].status, "not checked: the main check did not pass yet"
         else:
+            run = Run(session, options.examples, options.shrink,
+                      budget_seconds=options.limits.exercise_seconds)
             for device in devices_for(prop, options):
-                ctx = Context(exercise, session, reference, device,
-                              budget_seconds=options.limits.exercise_seconds)
-                status, message = run_property(prop, ctx, options.examples, options.shrink)
+                if device not in prop.items:
+                    continue  # e.g. a GPU asked for on a machine whose pytest found none
+                status, message = checks_run.run(prop.items[device], run)
                 if status != PASSED:
-                    if device == "cuda":
-                        message = "On the GPU (cuda): " + message
                     break
             if status in (TIMEOUT, FORBIDDEN) or message.startswith("Not implemented yet"):
                 stop = (status, {TIMEOUT: "an earlier check of this exercise timed out",
@@ -252,7 +139,7 @@ def exercise_feedback(checks: list[CheckResult]) -> str:
 
 def selected(options: Options) -> list[Exercise]:
     chosen = []
-    for exercise in pack.exercises():
+    for exercise in collect.checks_of(options.chosen_pack()).exercises:
         if not options.properties(exercise):
             continue
         if not options.only or exercise.id in options.only or exercise.part in options.only:
@@ -293,6 +180,8 @@ def grade_submission(submission_dir: Path, options: Options | None = None,
     # spinning here would take the core the worker is about to need.
     torch.set_num_threads(1)
     options = options or Options()
+    if options.pack is not None:
+        pack.activate(options.pack)
     started = time.perf_counter()
     results = []
     deadline = time.monotonic() + options.limits.submission_seconds

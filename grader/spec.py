@@ -1,24 +1,19 @@
-"""How checks are declared: exercises, their properties (each worth points), and the registry.
+"""What a pack's checks declare, as plain data: exercises and their scored properties.
 
-A check module declares an exercise and decorates one function per property it checks:
+Checks are pytest tests; their markers say what they grade (see `grader.plugin`):
 
-    softmax = exercise("tensors.softmax", "softmax along `dim`, written by hand",
-                       forbid=SOFTMAX_OPS, device_points=0.5)
+    @pytest.mark.exercise("tensors.dot", "the 0-d inner product of two vectors")
+    @pytest.mark.points(1)
+    @given(pair=vector_pairs())
+    def test_zero_dim_inner_product(ctx, pair):
+        '''returns the inner product as a 0-d tensor'''
 
-    @softmax.check(points=2)
-    @given(x=float_tensors(), data=st.data())
-    def matches_torch_softmax(ctx, x, data):
-        '''equals torch.softmax(x, dim) for every finite input, huge magnitudes included'''
-        ...
-
-The docstring is what the student reads. `given`/`example` only record the strategies; the runner
-builds the hypothesis test at grading time with the grading settings (see `grader.runner`).
+`grader.collect` turns the collected test items into the `Exercise`/`Property` objects below,
+which the runner grades and the reports describe.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,21 +24,23 @@ CPU_ONLY = "cpu"
 META = "meta"
 # A device bug shows on any input: a few meta examples find it (meta ops run slowly, in Python).
 META_EXAMPLES = 3
+DEVICE_PROBE_NAME = "keeps_the_input_device"
+DEVICE_PROBE_DESCRIPTION = ("creates its results on the device of its inputs (checked with "
+                            "tensors on the `meta` device, which needs no GPU)")
 
 
-@dataclass(eq=False)  # hashed by identity: built tests are cached per property
+@dataclass(eq=False)
 class Property:
-    """One independently scored property of an exercise."""
+    """One independently scored property of an exercise: one test function of the pack."""
 
     name: str
     description: str
     points: float
-    test: Callable[..., None]
     devices: str = EACH_DEVICE
     max_examples: int | None = None
-    strategies: dict[str, Any] = field(default_factory=dict)
-    examples: list[dict[str, Any]] = field(default_factory=list)
     hidden: bool = False  # graded, but left out of the student release (`grader release`)
+    items: dict[str, Any] = field(default_factory=dict)  # device -> its collected pytest item
+    location: str = ""  # "tests/test_tensors.py::test_name", for messages
 
 
 @dataclass
@@ -54,7 +51,6 @@ class Exercise:
     summary: str
     forbid: tuple[str, ...] = ()
     properties: list[Property] = field(default_factory=list)
-    device_points: float = 0.0
     inputs_unchanged: bool = True  # the contract's default: functions do not modify inputs
 
     @property
@@ -68,68 +64,3 @@ class Exercise:
     @property
     def max_score(self) -> float:
         return sum(prop.points for prop in self.properties)
-
-    def check(self, *, points: float, devices: str = EACH_DEVICE,
-              max_examples: int | None = None, hidden: bool = False
-              ) -> Callable[[Callable], Callable]:
-        """Register the decorated function as a property worth `points`. A `hidden` one is
-        graded as usual but never shipped to students (`grader release` strips it)."""
-
-        def register(function: Callable) -> Callable:
-            description = inspect.cleandoc(function.__doc__ or function.__name__)
-            prop = Property(
-                name=function.__name__, description=description, points=points, test=function,
-                devices=devices, max_examples=max_examples,
-                strategies=getattr(function, "_grader_strategies", {}),
-                examples=list(reversed(getattr(function, "_grader_examples", []))),
-                hidden=hidden,
-            )
-            self.properties.append(prop)
-            if self.device_points and len(self.properties) == 1:
-                self.properties.append(Property(
-                    name="keeps_the_input_device",
-                    description="creates its results on the device of its inputs "
-                    "(checked with tensors on the `meta` device, which needs no GPU)",
-                    points=self.device_points, test=function, devices=META,
-                    max_examples=META_EXAMPLES, strategies=prop.strategies,
-                ))
-            return function
-
-        return register
-
-
-REGISTRY: dict[str, Exercise] = {}
-
-
-def exercise(exercise_id: str, summary: str, *, forbid: tuple[str, ...] = (),
-             device_points: float = 0.0, inputs_unchanged: bool = True) -> Exercise:
-    """Declare an exercise. With `device_points`, its first property is run once more with
-    inputs on the `meta` device, worth that many points, to catch tensors created on the
-    wrong device. With `inputs_unchanged` (the default), every call also checks that no
-    tensor input was modified in place."""
-    if exercise_id in REGISTRY:
-        raise ValueError(f"exercise {exercise_id} is declared twice")
-    declared = Exercise(id=exercise_id, summary=summary, forbid=forbid,
-                        device_points=device_points, inputs_unchanged=inputs_unchanged)
-    REGISTRY[exercise_id] = declared
-    return declared
-
-
-def given(**strategies: Any) -> Callable[[Callable], Callable]:
-    """Record the hypothesis strategies for a property's arguments (built at grading time)."""
-
-    def record(function: Callable) -> Callable:
-        function._grader_strategies = strategies
-        return function
-
-    return record
-
-
-def example(**values: Any) -> Callable[[Callable], Callable]:
-    """Record an explicit example that is always tried first (e.g. huge magnitudes)."""
-
-    def record(function: Callable) -> Callable:
-        function._grader_examples = [*getattr(function, "_grader_examples", []), values]
-        return function
-
-    return record

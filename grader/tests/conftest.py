@@ -16,7 +16,7 @@ BUG_FILES = sorted((FIXTURES / "bugs").glob("*.py"))
 CORRECT_STYLES = sorted(path for path in (FIXTURES / "correct").iterdir() if path.is_dir())
 
 
-def copy_solutions(destination: Path, parts: tuple[str, ...] = pack.PARTS) -> Path:
+def copy_solutions(destination: Path, parts: tuple[str, ...] = pack.parts()) -> Path:
     """A submission folder holding the reference solution files (a correct submission)."""
     destination.mkdir(parents=True, exist_ok=True)
     for part in parts:

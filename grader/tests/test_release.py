@@ -30,8 +30,8 @@ def replay(built) -> tuple:
     """Replay mode in this process, exactly as the release runs: the recorded answers, the
     carried checks, no shrinking."""
     out, summary = built
-    answers = recorded.load(out / "grader" / "bundled" / "recorded.pt")
-    functions = json.loads((out / "grader" / "bundled" / "release.json").read_text())
+    answers = recorded.load(out / "recorded.pt")
+    functions = json.loads((out / "release.json").read_text())
     return answers, functions["functions"], frozenset(summary.carried)
 
 
@@ -45,17 +45,18 @@ def run_release_grader(out: Path, *arguments: str) -> subprocess.CompletedProces
 def test_strip_hidden_checks_removes_only_hidden_functions() -> None:
     source = (
         "import x\n\n\n"
-        "@ex.check(points=1)\n@given(a=st.integers())\ndef public(ctx, a):\n"
+        "@ex\n@pytest.mark.points(1)\n@given(a=st.integers())\ndef test_public(ctx, a):\n"
         "    '''doc'''\n    ctx.call(a)\n\n\n"
-        "@ex.check(points=1, hidden=True)\n@given(a=st.integers())\ndef secret(ctx, a):\n"
+        "@ex\n@pytest.mark.points(1)\n@pytest.mark.hidden\n@given(a=st.integers())\n"
+        "def test_secret(ctx, a):\n"
         "    ctx.call(a + 1)\n\n\n"
         "def helper():\n    return 2\n"
     )
     stripped, removed = release.strip_hidden_checks(source)
-    assert removed == ["secret"]
+    assert removed == ["test_secret"]
     assert "secret" not in stripped and "hidden" not in stripped and "a + 1" not in stripped
-    assert "@ex.check(points=1)\n@given(a=st.integers())\ndef public(ctx, a):\n    '''doc'''\n" \
-        "    ctx.call(a)\n" in stripped
+    assert "@ex\n@pytest.mark.points(1)\n@given(a=st.integers())\ndef test_public(ctx, a):\n" \
+        "    '''doc'''\n    ctx.call(a)\n" in stripped
     assert "def helper():\n    return 2\n" in stripped
     compile(stripped, "stripped", "exec")
 
@@ -71,8 +72,8 @@ def test_the_release_ships_no_solution_and_no_hidden_check(built) -> None:
                 if line.startswith("    return ")]
         assert not any(line in release_text for line in body if len(line) > 30), solution.name
     for check in summary.hidden:
-        assert f"def {check.split(':')[1]}(" not in release_text
-    manifest = json.loads((out / "grader" / "bundled" / "release.json").read_text())
+        assert f"def test_{check.split(':')[1]}(" not in release_text
+    manifest = json.loads((out / "release.json").read_text())
     assert set(manifest["checks"]) == set(summary.carried)
     assert not set(manifest["checks"]) & set(summary.hidden)
 
@@ -143,6 +144,26 @@ def test_check_in_the_release_runs_the_public_checks_and_says_so(built, tmp_path
                                 "--report", str(tmp_path / "b.html"))
     assert caught.returncode == 1
     assert f"{exercise_id}: " in caught.stdout  # its failure details
+
+
+def test_the_release_public_checks_run_with_plain_pytest(built, tmp_path: Path) -> None:
+    """`pytest tests` in a release checks the stubs; `--submission` another folder."""
+    out, _ = built
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+
+    def plain_pytest(*arguments: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "tests", "-q", "-p",
+                               "no:cacheprovider", *arguments], cwd=out, env=environment,
+                              capture_output=True, text=True, timeout=600)
+
+    stubs = plain_pytest("-k", "softmax or dot")
+    assert stubs.returncode == 1, stubs.stdout + stubs.stderr
+    assert "Not implemented yet" in stubs.stdout
+    solution = copy_solutions(tmp_path / "solution")
+    full = plain_pytest("--submission", str(solution))
+    assert full.returncode == 0, full.stdout[-3000:] + full.stderr[-3000:]
+    assert " passed" in full.stdout and "failed" not in full.stdout
+    assert not (out / ".hypothesis").exists()
 
 
 def test_release_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:

@@ -213,11 +213,11 @@ def test_generated_examples_do_not_depend_on_loaded_modules(tmp_path: Path) -> N
     script = textwrap.dedent("""
         import sys
         from hypothesis import given, strategies as st
-        from grader import runner
+        from grader import profile
         if sys.argv[1] == "load":
             import many_literals
         drawn = []
-        @runner.grading_settings(200)
+        @profile.grading_settings(200)
         @given(st.integers(0, 10**6))
         def collect(value):
             drawn.append(value)

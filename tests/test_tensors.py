@@ -6,13 +6,16 @@ import math
 
 import hypothesis.extra.numpy as hnp
 import numpy as np
+import pytest
 import torch
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from grader.context import Context
-from grader.spec import CPU_ONLY, example, exercise, given
-from grader.strategies import (
+from grader.testing import (
     FLOAT_DTYPES,
+    Context,
+    DeviceData,
+    TensorData,
     dims_of,
     elements_for,
     indices,
@@ -20,7 +23,6 @@ from grader.strategies import (
     tensors,
     unit_axis_shapes,
 )
-from grader.wire import DeviceData, TensorData
 
 ANY_DTYPE = (torch.float32, torch.float64, torch.int64)
 # Every aten op behind torch.softmax, Tensor.softmax, F.softmax, F.log_softmax, nn.Softmax.
@@ -30,7 +32,7 @@ SOFTMAX_OPS = ("aten._softmax", "aten.softmax", "aten._log_softmax", "aten.log_s
 
 # --- from_nested ----------------------------------------------------------------------------
 
-from_nested = exercise("tensors.from_nested", "a tensor from a nested Python list")
+from_nested = pytest.mark.exercise("tensors.from_nested", "a tensor from a nested Python list")
 
 
 def nested_lists(element: st.SearchStrategy) -> st.SearchStrategy:
@@ -39,11 +41,13 @@ def nested_lists(element: st.SearchStrategy) -> st.SearchStrategy:
         .map(lambda flat: np.array(flat, dtype=object).reshape(shape).tolist()))
 
 
-@from_nested.check(points=1, devices=CPU_ONLY)
+@from_nested
+@pytest.mark.points(1)
+@pytest.mark.devices("cpu")
 @given(data=st.one_of(nested_lists(st.integers(-50, 50)),
                       nested_lists(st.floats(-100, 100, width=32)),
                       nested_lists(st.booleans())))
-def infers_dtype_like_torch_tensor(ctx: Context, data: list) -> None:
+def test_infers_dtype_like_torch_tensor(ctx: Context, data: list) -> None:
     """builds the tensor of the nested list with torch.tensor's dtype (int64, float32 or bool)"""
     reply = ctx.call(data)
     ctx.expect_tensor(reply.value, ctx.reference(data))
@@ -51,24 +55,30 @@ def infers_dtype_like_torch_tensor(ctx: Context, data: list) -> None:
 
 # --- share_numpy ----------------------------------------------------------------------------
 
-share_numpy = exercise("tensors.share_numpy", "a tensor sharing memory with a NumPy array")
+share_numpy = pytest.mark.exercise(
+    "tensors.share_numpy", "a tensor sharing memory with a NumPy array")
 numpy_arrays = st.sampled_from([np.float32, np.float64, np.int64]).flatmap(
     lambda dtype: hnp.arrays(
         dtype, shapes(min_dims=1, max_dims=3, max_side=5),
         elements=elements_for(torch.from_numpy(np.zeros(1, dtype)).dtype)))
 
 
-@share_numpy.check(points=1, devices=CPU_ONLY)
+@share_numpy
+@pytest.mark.points(1)
+@pytest.mark.devices("cpu")
 @given(array=numpy_arrays)
-def same_values_and_dtype(ctx: Context, array: np.ndarray) -> None:
+def test_same_values_and_dtype(ctx: Context, array: np.ndarray) -> None:
     """returns a tensor with the array's values and dtype"""
     reply = ctx.call(array)
     ctx.expect_tensor(reply.value, ctx.reference(array))
 
 
-@share_numpy.check(points=1, devices=CPU_ONLY, max_examples=10)
+@share_numpy
+@pytest.mark.points(1)
+@pytest.mark.devices("cpu")
+@pytest.mark.examples(10)
 @given(array=numpy_arrays)
-def shares_memory(ctx: Context, array: np.ndarray) -> None:
+def test_shares_memory(ctx: Context, array: np.ndarray) -> None:
     """shares memory with the array (no copy): a change to one shows in the other"""
     reply = ctx.call(array)
     ctx.expect_type(reply.value, TensorData, "the result", "a torch.Tensor")
@@ -80,12 +90,14 @@ def shares_memory(ctx: Context, array: np.ndarray) -> None:
 
 # --- like -----------------------------------------------------------------------------------
 
-like = exercise("tensors.like", "ones, zeros and rand shaped like x", device_points=0.5)
+like = pytest.mark.exercise("tensors.like", "ones, zeros and rand shaped like x")
 
 
-@like.check(points=1.5)
+@like
+@pytest.mark.points(1.5)
+@pytest.mark.device_probe(0.5)
 @given(x=tensors(dtype=(torch.float32, torch.float64, torch.int64, torch.bool)))
-def ones_zeros_rand_like_x(ctx: Context, x: torch.Tensor) -> None:
+def test_ones_zeros_rand_like_x(ctx: Context, x: torch.Tensor) -> None:
     """returns (ones, zeros, rand): ones/zeros with x's shape and dtype, rand float32 in [0, 1)"""
     reply = ctx.call(x)
     value = reply.value
@@ -107,23 +119,27 @@ def ones_zeros_rand_like_x(ctx: Context, x: torch.Tensor) -> None:
 
 # --- zero_column ----------------------------------------------------------------------------
 
-zero_column = exercise("tensors.zero_column", "t with column j set to 0, as a new tensor",
-                       device_points=0.5, inputs_unchanged=False)
+zero_column = pytest.mark.exercise(
+    "tensors.zero_column", "t with column j set to 0, as a new tensor", inputs_unchanged=False)
 matrices = tensors(dtype=ANY_DTYPE, min_dims=2, max_dims=2)
 
 
-@zero_column.check(points=1)
+@zero_column
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(t=matrices, data=st.data())
-def column_j_is_zero(ctx: Context, t: torch.Tensor, data: st.DataObject) -> None:
+def test_column_j_is_zero(ctx: Context, t: torch.Tensor, data: st.DataObject) -> None:
     """returns t with column j set to 0"""
     j = data.draw(st.integers(0, t.shape[1] - 1), label="j")
     reply = ctx.call(t, j)
     ctx.expect_tensor(reply.value, ctx.reference(t, j))
 
 
-@zero_column.check(points=1, hidden=True)
+@zero_column
+@pytest.mark.points(1)
+@pytest.mark.hidden
 @given(t=matrices, data=st.data())
-def leaves_t_unchanged(ctx: Context, t: torch.Tensor, data: st.DataObject) -> None:
+def test_leaves_t_unchanged(ctx: Context, t: torch.Tensor, data: st.DataObject) -> None:
     """leaves t unchanged and returns a new tensor"""
     j = data.draw(st.integers(0, t.shape[1] - 1), label="j")
     reply = ctx.call(t, j)
@@ -134,7 +150,7 @@ def leaves_t_unchanged(ctx: Context, t: torch.Tensor, data: st.DataObject) -> No
 
 # --- concat ---------------------------------------------------------------------------------
 
-concat = exercise("tensors.concat", "tensors joined along dim", device_points=0.5)
+concat = pytest.mark.exercise("tensors.concat", "tensors joined along dim")
 
 
 @st.composite
@@ -150,9 +166,11 @@ def concat_inputs(draw: st.DrawFn) -> tuple[list[torch.Tensor], int]:
     return parts, dim
 
 
-@concat.check(points=1)
+@concat
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(case=concat_inputs())
-def joins_along_dim(ctx: Context, case: tuple) -> None:
+def test_joins_along_dim(ctx: Context, case: tuple) -> None:
     """joins the tensors along the existing axis dim (like torch.cat)"""
     parts, dim = case
     reply = ctx.call(parts, dim)
@@ -161,7 +179,7 @@ def joins_along_dim(ctx: Context, case: tuple) -> None:
 
 # --- products -------------------------------------------------------------------------------
 
-products = exercise("tensors.products", "elementwise and matrix products", device_points=0.5)
+products = pytest.mark.exercise("tensors.products", "elementwise and matrix products")
 
 
 @st.composite
@@ -177,9 +195,11 @@ def product_inputs(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor]:
             draw(tensors(shape=(n,), dtype=dtype, elements=small)))
 
 
-@products.check(points=1)
+@products
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(pair=product_inputs())
-def elementwise_and_matrix(ctx: Context, pair: tuple) -> None:
+def test_elementwise_and_matrix(ctx: Context, pair: tuple) -> None:
     """returns (a * b, a @ b), in that order"""
     a, b = pair
     reply = ctx.call(a, b)
@@ -194,8 +214,8 @@ def elementwise_and_matrix(ctx: Context, pair: tuple) -> None:
 
 # --- add_in_place ---------------------------------------------------------------------------
 
-add_in_place = exercise("tensors.add_in_place", "add to t in place, return t itself",
-                        inputs_unchanged=False)
+add_in_place = pytest.mark.exercise(
+    "tensors.add_in_place", "add to t in place, return t itself", inputs_unchanged=False)
 
 
 @st.composite
@@ -208,18 +228,20 @@ def in_place_inputs(draw: st.DrawFn) -> tuple[torch.Tensor, object]:
     return t, value
 
 
-@add_in_place.check(points=1)
+@add_in_place
+@pytest.mark.points(1)
 @given(case=in_place_inputs())
-def adds_value_to_t(ctx: Context, case: tuple) -> None:
+def test_adds_value_to_t(ctx: Context, case: tuple) -> None:
     """t holds t + value afterwards (changed in place)"""
     t, value = case
     reply = ctx.call(t, value)
     ctx.expect_tensor(reply.args_after[0], ctx.reference(t, value), "`t` after the call")
 
 
-@add_in_place.check(points=1)
+@add_in_place
+@pytest.mark.points(1)
 @given(case=in_place_inputs())
-def returns_the_same_object(ctx: Context, case: tuple) -> None:
+def test_returns_the_same_object(ctx: Context, case: tuple) -> None:
     """returns the very same tensor object t (not a new tensor)"""
     t, value = case
     reply = ctx.call(t, value)
@@ -229,13 +251,15 @@ def returns_the_same_object(ctx: Context, case: tuple) -> None:
 
 # --- flatten_per_sample ---------------------------------------------------------------------
 
-flatten_per_sample = exercise("tensors.flatten_per_sample", "(B, ...) to (B, prod(...))",
-                              device_points=0.5)
+flatten_per_sample = pytest.mark.exercise(
+    "tensors.flatten_per_sample", "(B, ...) to (B, prod(...))")
 
 
-@flatten_per_sample.check(points=1)
+@flatten_per_sample
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(x=tensors(dtype=ANY_DTYPE, min_dims=2, max_dims=4))
-def flattens_each_sample(ctx: Context, x: torch.Tensor) -> None:
+def test_flattens_each_sample(ctx: Context, x: torch.Tensor) -> None:
     """reshapes (B, ...) to (B, prod(...)), on contiguous and non-contiguous inputs"""
     reply = ctx.call(x)
     ctx.expect_tensor(reply.value, ctx.reference(x))
@@ -243,12 +267,14 @@ def flattens_each_sample(ctx: Context, x: torch.Tensor) -> None:
 
 # --- add_axis -------------------------------------------------------------------------------
 
-add_axis = exercise("tensors.add_axis", "a size-1 axis inserted at dim", device_points=0.5)
+add_axis = pytest.mark.exercise("tensors.add_axis", "a size-1 axis inserted at dim")
 
 
-@add_axis.check(points=1)
+@add_axis
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(x=tensors(dtype=ANY_DTYPE, max_dims=3), data=st.data())
-def inserts_unit_axis(ctx: Context, x: torch.Tensor, data: st.DataObject) -> None:
+def test_inserts_unit_axis(ctx: Context, x: torch.Tensor, data: st.DataObject) -> None:
     """inserts a size-1 axis at dim (negative dims too), like unsqueeze"""
     dim = data.draw(dims_of(x.dim(), extra=1), label="dim")
     reply = ctx.call(x, dim)
@@ -257,13 +283,14 @@ def inserts_unit_axis(ctx: Context, x: torch.Tensor, data: st.DataObject) -> Non
 
 # --- drop_unit_axes -------------------------------------------------------------------------
 
-drop_unit_axes = exercise("tensors.drop_unit_axes", "every size-1 axis removed",
-                          device_points=0.5)
+drop_unit_axes = pytest.mark.exercise("tensors.drop_unit_axes", "every size-1 axis removed")
 
 
-@drop_unit_axes.check(points=1)
+@drop_unit_axes
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(x=tensors(shape=unit_axis_shapes(), dtype=ANY_DTYPE))
-def removes_every_unit_axis(ctx: Context, x: torch.Tensor) -> None:
+def test_removes_every_unit_axis(ctx: Context, x: torch.Tensor) -> None:
     """removes every size-1 axis, wherever it is"""
     reply = ctx.call(x)
     ctx.expect_tensor(reply.value, ctx.reference(x))
@@ -271,8 +298,7 @@ def removes_every_unit_axis(ctx: Context, x: torch.Tensor) -> None:
 
 # --- matmul_broadcast -----------------------------------------------------------------------
 
-matmul_broadcast = exercise("tensors.matmul_broadcast", "torch.matmul semantics",
-                            device_points=0.5)
+matmul_broadcast = pytest.mark.exercise("tensors.matmul_broadcast", "torch.matmul semantics")
 
 
 @st.composite
@@ -299,9 +325,11 @@ def matmul_inputs(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor]:
             draw(tensors(shape=b_shape, dtype=dtype, elements=small)))
 
 
-@matmul_broadcast.check(points=1.5)
+@matmul_broadcast
+@pytest.mark.points(1.5)
+@pytest.mark.device_probe(0.5)
 @given(pair=matmul_inputs())
-def matches_torch_matmul(ctx: Context, pair: tuple) -> None:
+def test_matches_torch_matmul(ctx: Context, pair: tuple) -> None:
     """matches torch.matmul for vector, matrix and batched operands with broadcasting"""
     a, b = pair
     reply = ctx.call(a, b)
@@ -310,7 +338,7 @@ def matches_torch_matmul(ctx: Context, pair: tuple) -> None:
 
 # --- dot ------------------------------------------------------------------------------------
 
-dot = exercise("tensors.dot", "the 0-d inner product of two vectors", device_points=0.5)
+dot = pytest.mark.exercise("tensors.dot", "the 0-d inner product of two vectors")
 
 
 @st.composite
@@ -322,9 +350,11 @@ def vector_pairs(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor]:
             draw(tensors(shape=(n,), dtype=dtype, elements=small)))
 
 
-@dot.check(points=1)
+@dot
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(pair=vector_pairs())
-def zero_dim_inner_product(ctx: Context, pair: tuple) -> None:
+def test_zero_dim_inner_product(ctx: Context, pair: tuple) -> None:
     """returns the inner product as a 0-d tensor"""
     u, v = pair
     reply = ctx.call(u, v)
@@ -333,8 +363,8 @@ def zero_dim_inner_product(ctx: Context, pair: tuple) -> None:
 
 # --- softmax --------------------------------------------------------------------------------
 
-softmax = exercise("tensors.softmax", "softmax along dim, written by hand", forbid=SOFTMAX_OPS,
-                   device_points=0.5)
+softmax = pytest.mark.exercise(
+    "tensors.softmax", "softmax along dim, written by hand", forbid=SOFTMAX_OPS)
 
 
 @st.composite
@@ -345,12 +375,14 @@ def softmax_inputs(draw: st.DrawFn) -> tuple[torch.Tensor, int]:
     return x, draw(dims_of(x.dim()))
 
 
-@softmax.check(points=2.5)
+@softmax
+@pytest.mark.points(2.5)
+@pytest.mark.device_probe(0.5)
 @given(case=softmax_inputs())
 @example(case=(torch.tensor([[0.0, 1.0], [-1000.0, -999.0]]), 1))
 @example(case=(torch.tensor([[1000.0, 1001.0, 999.0]]), -1))
 @example(case=(torch.tensor([[1e-30, -1e-30], [3e-38, 0.0], [5.0, -5.0]]), 0))
-def matches_torch_softmax(ctx: Context, case: tuple) -> None:
+def test_matches_torch_softmax(ctx: Context, case: tuple) -> None:
     """equals torch.softmax(x, dim) for every finite input, huge and tiny magnitudes included"""
     x, dim = case
     reply = ctx.call(x, dim)
@@ -360,8 +392,7 @@ def matches_torch_softmax(ctx: Context, case: tuple) -> None:
 
 # --- select_rows ----------------------------------------------------------------------------
 
-select_rows = exercise("tensors.select_rows", "rows of x at the given indices",
-                       device_points=0.5)
+select_rows = pytest.mark.exercise("tensors.select_rows", "rows of x at the given indices")
 
 
 @st.composite
@@ -371,9 +402,11 @@ def row_selections(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor]:
     return x, idx
 
 
-@select_rows.check(points=1)
+@select_rows
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(case=row_selections())
-def selects_rows(ctx: Context, case: tuple) -> None:
+def test_selects_rows(ctx: Context, case: tuple) -> None:
     """returns the rows of x at idx (in order, repeats included)"""
     x, idx = case
     reply = ctx.call(x, idx)
@@ -382,8 +415,7 @@ def selects_rows(ctx: Context, case: tuple) -> None:
 
 # --- pick_per_row ---------------------------------------------------------------------------
 
-pick_per_row = exercise("tensors.pick_per_row", "A[i, idx[i]] for every row (gather)",
-                        device_points=0.5)
+pick_per_row = pytest.mark.exercise("tensors.pick_per_row", "A[i, idx[i]] for every row (gather)")
 
 
 @st.composite
@@ -393,9 +425,11 @@ def per_row_picks(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor]:
     return A, draw(indices(columns, rows))
 
 
-@pick_per_row.check(points=1)
+@pick_per_row
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(case=per_row_picks())
-def picks_one_value_per_row(ctx: Context, case: tuple) -> None:
+def test_picks_one_value_per_row(ctx: Context, case: tuple) -> None:
     """returns the 1-D tensor of A[i, idx[i]]"""
     A, idx = case
     reply = ctx.call(A, idx)
@@ -404,12 +438,13 @@ def picks_one_value_per_row(ctx: Context, case: tuple) -> None:
 
 # --- count_elements -------------------------------------------------------------------------
 
-count_elements = exercise("tensors.count_elements", "the number of elements, as an int")
+count_elements = pytest.mark.exercise("tensors.count_elements", "the number of elements, as an int")
 
 
-@count_elements.check(points=1)
+@count_elements
+@pytest.mark.points(1)
 @given(x=tensors(shape=shapes(min_dims=0, max_dims=4, max_side=5), dtype=ANY_DTYPE))
-def counts_all_elements(ctx: Context, x: torch.Tensor) -> None:
+def test_counts_all_elements(ctx: Context, x: torch.Tensor) -> None:
     """returns the number of elements as a Python int (any number of axes, 0-d included)"""
     reply = ctx.call(x)
     ctx.expect_type(reply.value, int, "the count", "a Python int")
@@ -420,12 +455,14 @@ def counts_all_elements(ctx: Context, x: torch.Tensor) -> None:
 
 # --- split ----------------------------------------------------------------------------------
 
-split = exercise("tensors.split", "a tuple of chunks, as torch.chunk", device_points=0.5)
+split = pytest.mark.exercise("tensors.split", "a tuple of chunks, as torch.chunk")
 
 
-@split.check(points=1)
+@split
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(x=tensors(dtype=ANY_DTYPE, max_dims=3, max_side=7), data=st.data())
-def chunks_like_torch_chunk(ctx: Context, x: torch.Tensor, data: st.DataObject) -> None:
+def test_chunks_like_torch_chunk(ctx: Context, x: torch.Tensor, data: st.DataObject) -> None:
     """returns a tuple of chunks exactly as torch.chunk(x, chunks, dim)"""
     dim = data.draw(dims_of(x.dim()), label="dim")
     chunks = data.draw(st.integers(1, 5), label="chunks")
@@ -440,12 +477,14 @@ def chunks_like_torch_chunk(ctx: Context, x: torch.Tensor, data: st.DataObject) 
 
 # --- swap -----------------------------------------------------------------------------------
 
-swap = exercise("tensors.swap", "x with two axes swapped", device_points=0.5)
+swap = pytest.mark.exercise("tensors.swap", "x with two axes swapped")
 
 
-@swap.check(points=1)
+@swap
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(x=tensors(dtype=ANY_DTYPE, max_dims=4), data=st.data())
-def swaps_two_axes(ctx: Context, x: torch.Tensor, data: st.DataObject) -> None:
+def test_swaps_two_axes(ctx: Context, x: torch.Tensor, data: st.DataObject) -> None:
     """returns x with axes d0 and d1 swapped (negative dims too)"""
     d0 = data.draw(dims_of(x.dim()), label="d0")
     d1 = data.draw(dims_of(x.dim()), label="d1")
@@ -455,7 +494,7 @@ def swaps_two_axes(ctx: Context, x: torch.Tensor, data: st.DataObject) -> None:
 
 # --- one_hot --------------------------------------------------------------------------------
 
-one_hot = exercise("tensors.one_hot", "float32 one-hot rows (scatter_)", device_points=0.5)
+one_hot = pytest.mark.exercise("tensors.one_hot", "float32 one-hot rows (scatter_)")
 
 
 @st.composite
@@ -465,9 +504,11 @@ def label_batches(draw: st.DrawFn) -> tuple[torch.Tensor, int]:
     return labels, classes + draw(st.integers(0, 2))
 
 
-@one_hot.check(points=1)
+@one_hot
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(case=label_batches())
-def one_hot_rows(ctx: Context, case: tuple) -> None:
+def test_one_hot_rows(ctx: Context, case: tuple) -> None:
     """returns float32 (N, num_classes) with a 1 at (i, labels[i]) and 0 elsewhere"""
     labels, classes = case
     reply = ctx.call(labels, classes)
@@ -476,11 +517,13 @@ def one_hot_rows(ctx: Context, case: tuple) -> None:
 
 # --- pick_device ----------------------------------------------------------------------------
 
-pick_device = exercise("tensors.pick_device", "cuda when available, else cpu")
+pick_device = pytest.mark.exercise("tensors.pick_device", "cuda when available, else cpu")
 
 
-@pick_device.check(points=1, devices=CPU_ONLY)
-def picks_available_device(ctx: Context) -> None:
+@pick_device
+@pytest.mark.points(1)
+@pytest.mark.devices("cpu")
+def test_picks_available_device(ctx: Context) -> None:
     """returns torch.device("cuda") when CUDA is available, else torch.device("cpu")"""
     reply = ctx.call()
     expected = "cuda" if ctx.session.cuda_available else "cpu"

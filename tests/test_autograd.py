@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from hypothesis import given
 from hypothesis import strategies as st
 
-from grader.context import Context
-from grader.fixtures import SCALAR_FUNCTIONS, scalar_function
-from grader.spec import exercise, given
-from grader.strategies import FLOAT_DTYPES, elements_for, shapes, tensors
-from grader.wire import TensorData
+from grader.testing import (
+    FLOAT_DTYPES,
+    SCALAR_FUNCTIONS,
+    Context,
+    TensorData,
+    elements_for,
+    scalar_function,
+    shapes,
+    tensors,
+)
 
 
 @st.composite
@@ -38,13 +45,15 @@ def expect_pair(ctx: Context, value: object, what: str) -> None:
 
 # --- q_gradients ----------------------------------------------------------------------------
 
-q_gradients = exercise("autograd.q_gradients", "(dQ/da, dQ/db) for Q = 3a^3 - b^2, by autograd",
-                       device_points=0.5)
+q_gradients = pytest.mark.exercise(
+    "autograd.q_gradients", "(dQ/da, dQ/db) for Q = 3a^3 - b^2, by autograd")
 
 
-@q_gradients.check(points=1.5)
+@q_gradients
+@pytest.mark.points(1.5)
+@pytest.mark.device_probe(0.5)
 @given(ab=same_shape_floats(2))
-def gradients_of_q(ctx: Context, ab: list) -> None:
+def test_gradients_of_q(ctx: Context, ab: list) -> None:
     """returns (dQ/da, dQ/db) = (9a^2, -2b) for Q = 3a^3 - b^2 summed"""
     a, b = ab
     reply = ctx.call(a, b)
@@ -54,9 +63,12 @@ def gradients_of_q(ctx: Context, ab: list) -> None:
     ctx.expect_tensor(reply.value[1], grad_b, "`dQ/db` (second item)", rtol=1e-5, atol=1e-5)
 
 
-@q_gradients.check(points=0.5, max_examples=10, hidden=True)
+@q_gradients
+@pytest.mark.points(0.5)
+@pytest.mark.examples(10)
+@pytest.mark.hidden
 @given(ab=same_shape_floats(2))
-def inputs_still_need_no_grad(ctx: Context, ab: list) -> None:
+def test_inputs_still_need_no_grad(ctx: Context, ab: list) -> None:
     """leaves a and b unchanged, still not requiring grad"""
     a, b = ab
     reply = ctx.call(a, b)
@@ -64,9 +76,11 @@ def inputs_still_need_no_grad(ctx: Context, ab: list) -> None:
     expect_no_grad_state(ctx, reply.args_after[1], "b")
 
 
-@q_gradients.check(points=0.5, max_examples=5)
+@q_gradients
+@pytest.mark.points(0.5)
+@pytest.mark.examples(5)
 @given(ab=same_shape_floats(2))
-def uses_autograd(ctx: Context, ab: list) -> None:
+def test_uses_autograd(ctx: Context, ab: list) -> None:
     """gets the gradients from autograd (backward or torch.autograd.grad), not by hand"""
     a, b = ab
     reply = ctx.call(a, b, watch_autograd=True)
@@ -77,13 +91,14 @@ def uses_autograd(ctx: Context, ab: list) -> None:
 
 # --- vjp ------------------------------------------------------------------------------------
 
-vjp = exercise("autograd.vjp", "(a.grad, b.grad) after Q.backward(gradient=v)",
-               device_points=0.5)
+vjp = pytest.mark.exercise("autograd.vjp", "(a.grad, b.grad) after Q.backward(gradient=v)")
 
 
-@vjp.check(points=1.5)
+@vjp
+@pytest.mark.points(1.5)
+@pytest.mark.device_probe(0.5)
 @given(abv=same_shape_floats(3))
-def vector_jacobian_product(ctx: Context, abv: list) -> None:
+def test_vector_jacobian_product(ctx: Context, abv: list) -> None:
     """returns (a.grad, b.grad) = (9a^2 * v, -2b * v) after Q.backward(gradient=v)"""
     a, b, v = abv
     a_leaf, b_leaf = a.requires_grad_(True), b.requires_grad_(True)
@@ -96,15 +111,16 @@ def vector_jacobian_product(ctx: Context, abv: list) -> None:
 
 # --- gradient -------------------------------------------------------------------------------
 
-gradient = exercise("autograd.gradient", "the gradient of a scalar function at x",
-                    device_points=0.5)
+gradient = pytest.mark.exercise("autograd.gradient", "the gradient of a scalar function at x")
 function_names = st.sampled_from(sorted(SCALAR_FUNCTIONS))
 
 
-@gradient.check(points=1.5)
+@gradient
+@pytest.mark.points(1.5)
+@pytest.mark.device_probe(0.5)
 @given(name=function_names, x=tensors(dtype=FLOAT_DTYPES, elements=st.floats(-3, 3, width=32),
                                       max_dims=3))
-def gradient_of_f(ctx: Context, name: str, x: torch.Tensor) -> None:
+def test_gradient_of_f(ctx: Context, name: str, x: torch.Tensor) -> None:
     """returns the gradient of the scalar function f at x (x's shape)"""
     f = ctx.fixture("scalar_function", name)
     ctx.describe_input("f", f"the function x -> {name}")
@@ -114,10 +130,12 @@ def gradient_of_f(ctx: Context, name: str, x: torch.Tensor) -> None:
     ctx.expect_tensor(reply.value, expected, "the gradient", rtol=1e-5, atol=1e-5)
 
 
-@gradient.check(points=0.5, max_examples=10)
+@gradient
+@pytest.mark.points(0.5)
+@pytest.mark.examples(10)
 @given(name=function_names, x=tensors(dtype=FLOAT_DTYPES, elements=st.floats(-3, 3, width=32),
                                       max_dims=3))
-def x_still_needs_no_grad(ctx: Context, name: str, x: torch.Tensor) -> None:
+def test_x_still_needs_no_grad(ctx: Context, name: str, x: torch.Tensor) -> None:
     """leaves x unchanged and not requiring grad"""
     f = ctx.fixture("scalar_function", name)
     ctx.describe_input("f", f"the function x -> {name}")
@@ -128,8 +146,8 @@ def x_still_needs_no_grad(ctx: Context, name: str, x: torch.Tensor) -> None:
 # --- predict_no_grad ------------------------------------------------------------------------
 
 
-predict_no_grad = exercise("autograd.predict_no_grad", "x @ w + b without recording a graph",
-                           device_points=0.5)
+predict_no_grad = pytest.mark.exercise(
+    "autograd.predict_no_grad", "x @ w + b without recording a graph")
 
 
 @st.composite
@@ -144,17 +162,21 @@ def linear_inputs(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return x, w.requires_grad_(True), b.requires_grad_(True)
 
 
-@predict_no_grad.check(points=1)
+@predict_no_grad
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(case=linear_inputs())
-def computes_x_w_plus_b(ctx: Context, case: tuple) -> None:
+def test_computes_x_w_plus_b(ctx: Context, case: tuple) -> None:
     """returns x @ w + b"""
     reply = ctx.call(*case)
     ctx.expect_tensor(reply.value, ctx.reference(*case).detach(), rtol=1e-5, atol=1e-4)
 
 
-@predict_no_grad.check(points=1, max_examples=10)
+@predict_no_grad
+@pytest.mark.points(1)
+@pytest.mark.examples(10)
 @given(case=linear_inputs())
-def records_no_graph(ctx: Context, case: tuple) -> None:
+def test_records_no_graph(ctx: Context, case: tuple) -> None:
     """the result does not require grad even though w and b do (computed under no_grad)"""
     reply = ctx.call(*case)
     ctx.expect_type(reply.value, TensorData, "the result", "a torch.Tensor")
@@ -165,12 +187,13 @@ def records_no_graph(ctx: Context, case: tuple) -> None:
 
 # --- detached -------------------------------------------------------------------------------
 
-detached = exercise("autograd.detached", "z's values, sharing storage, without grad")
+detached = pytest.mark.exercise("autograd.detached", "z's values, sharing storage, without grad")
 
 
-@detached.check(points=1)
+@detached
+@pytest.mark.points(1)
 @given(z=tensors(dtype=FLOAT_DTYPES, layouts=("contiguous",)))
-def same_values_no_grad(ctx: Context, z: torch.Tensor) -> None:
+def test_same_values_no_grad(ctx: Context, z: torch.Tensor) -> None:
     """returns z's values in a tensor that does not require grad"""
     z_tracked = (z.requires_grad_(True) * 1)
     reply = ctx.call(z_tracked)
@@ -178,9 +201,11 @@ def same_values_no_grad(ctx: Context, z: torch.Tensor) -> None:
     ctx.expect(not reply.value.requires_grad, "The result still requires grad; use z.detach().")
 
 
-@detached.check(points=1, max_examples=10)
+@detached
+@pytest.mark.points(1)
+@pytest.mark.examples(10)
 @given(z=tensors(dtype=FLOAT_DTYPES, layouts=("contiguous",)))
-def shares_storage_with_z(ctx: Context, z: torch.Tensor) -> None:
+def test_shares_storage_with_z(ctx: Context, z: torch.Tensor) -> None:
     """shares z's storage (no copy)"""
     reply = ctx.call(z.requires_grad_(True) * 1)
     ctx.expect_type(reply.value, TensorData, "the result", "a torch.Tensor")
@@ -190,8 +215,8 @@ def shares_storage_with_z(ctx: Context, z: torch.Tensor) -> None:
 
 # --- accumulated_grad -----------------------------------------------------------------------
 
-accumulated_grad = exercise("autograd.accumulated_grad", "gradients add up over backward calls",
-                            device_points=0.5)
+accumulated_grad = pytest.mark.exercise(
+    "autograd.accumulated_grad", "gradients add up over backward calls")
 
 
 @st.composite
@@ -200,18 +225,23 @@ def accumulation_inputs(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, in
     return w, x, draw(st.integers(1, 5))
 
 
-@accumulated_grad.check(points=1.5)
+@accumulated_grad
+@pytest.mark.points(1.5)
+@pytest.mark.device_probe(0.5)
 @given(case=accumulation_inputs())
-def times_x(ctx: Context, case: tuple) -> None:
+def test_times_x(ctx: Context, case: tuple) -> None:
     """returns the gradient accumulated over `times` backward calls: times * x"""
     reply = ctx.call(*case)
     ctx.expect_tensor(reply.value, ctx.reference(*case), "the accumulated gradient",
                       rtol=1e-5, atol=1e-5)
 
 
-@accumulated_grad.check(points=0.5, max_examples=10, hidden=True)
+@accumulated_grad
+@pytest.mark.points(0.5)
+@pytest.mark.examples(10)
+@pytest.mark.hidden
 @given(case=accumulation_inputs())
-def w_left_alone(ctx: Context, case: tuple) -> None:
+def test_w_left_alone(ctx: Context, case: tuple) -> None:
     """works on a fresh leaf copy: w is unchanged and still does not require grad"""
     reply = ctx.call(*case)
     expect_no_grad_state(ctx, reply.args_after[0], "w")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from grader import fixtures
-from grader.context import Context, capital, copy_input
-from grader.spec import exercise, given
-from grader.strategies import seeded_tensors
-from grader.wire import TensorData
+from grader.testing import Context, TensorData, capital, copy_input, fixtures, seeded_tensors
 
 CRITERIA = {"mse": "nn.MSELoss()", "cross_entropy": "nn.CrossEntropyLoss()"}
 # Float32 training runs drift a little between equivalent ways of writing the same loop.
@@ -45,8 +43,8 @@ def expect_trained_parameters(ctx: Context, facts: dict, reference_model: nn.Mod
 
 # --- train_two_layer ------------------------------------------------------------------------
 
-train_two_layer = exercise("training.train_two_layer", "a two-layer net trained by hand",
-                           inputs_unchanged=False)
+train_two_layer = pytest.mark.exercise(
+    "training.train_two_layer", "a two-layer net trained by hand", inputs_unchanged=False)
 
 
 @st.composite
@@ -61,18 +59,22 @@ def two_layer_problems(draw: st.DrawFn) -> tuple:
     return x, y, w1, w2, learning_rate, draw(st.integers(1, 4))
 
 
-@train_two_layer.check(points=1.5, max_examples=8)
+@train_two_layer
+@pytest.mark.points(1.5)
+@pytest.mark.examples(8)
 @given(problem=two_layer_problems())
-def returns_losses_before_each_update(ctx: Context, problem: tuple) -> None:
+def test_returns_losses_before_each_update(ctx: Context, problem: tuple) -> None:
     """returns the `steps` losses (Python floats), each computed before its update"""
     reply = ctx.call(*problem)
     expected = ctx.reference(*problem)
     expect_losses(ctx, reply.value, expected, "the list of losses")
 
 
-@train_two_layer.check(points=1.5, max_examples=8)
+@train_two_layer
+@pytest.mark.points(1.5)
+@pytest.mark.examples(8)
 @given(problem=two_layer_problems())
-def updates_weights_in_place(ctx: Context, problem: tuple) -> None:
+def test_updates_weights_in_place(ctx: Context, problem: tuple) -> None:
     """updates w1 and w2 in place (w -= learning_rate * w.grad) and leaves their grads zeroed"""
     reply = ctx.call(*problem)
     x, y, w1, w2, learning_rate, steps = (copy_input(item) for item in problem)
@@ -94,8 +96,8 @@ def updates_weights_in_place(ctx: Context, problem: tuple) -> None:
 
 # --- sgd_update -----------------------------------------------------------------------------
 
-sgd_update = exercise("training.sgd_update", "p -= lr * p.grad for every parameter",
-                      inputs_unchanged=False)
+sgd_update = pytest.mark.exercise(
+    "training.sgd_update", "p -= lr * p.grad for every parameter", inputs_unchanged=False)
 
 
 @st.composite
@@ -112,9 +114,11 @@ def parameters_with_grads(draw: st.DrawFn) -> tuple[list[torch.Tensor], float]:
     return params, draw(st.sampled_from([0.1, 0.01, 0.5]))
 
 
-@sgd_update.check(points=1.5, max_examples=8)
+@sgd_update
+@pytest.mark.points(1.5)
+@pytest.mark.examples(8)
 @given(case=parameters_with_grads())
-def steps_each_parameter(ctx: Context, case: tuple) -> None:
+def test_steps_each_parameter(ctx: Context, case: tuple) -> None:
     """changes each parameter in place by -lr * p.grad (skipping parameters without a grad)"""
     params, lr = case
     reply = ctx.call(params, lr)
@@ -125,9 +129,11 @@ def steps_each_parameter(ctx: Context, case: tuple) -> None:
                           atol=1e-6)
 
 
-@sgd_update.check(points=1, max_examples=8)
+@sgd_update
+@pytest.mark.points(1)
+@pytest.mark.examples(8)
 @given(case=parameters_with_grads())
-def zeroes_grads_returns_none(ctx: Context, case: tuple) -> None:
+def test_zeroes_grads_returns_none(ctx: Context, case: tuple) -> None:
     """zeroes every gradient after the update and returns None"""
     params, lr = case
     reply = ctx.call(params, lr)
@@ -142,7 +148,7 @@ def zeroes_grads_returns_none(ctx: Context, case: tuple) -> None:
 
 # --- train ----------------------------------------------------------------------------------
 
-train = exercise("training.train", "the full-batch training loop")
+train = pytest.mark.exercise("training.train", "the full-batch training loop")
 
 
 @st.composite
@@ -194,17 +200,21 @@ def run_train(ctx: Context, problem: dict) -> tuple:
     return reply, model, twin, losses
 
 
-@train.check(points=1.5, max_examples=8)
+@train
+@pytest.mark.points(1.5)
+@pytest.mark.examples(8)
 @given(problem=training_problems())
-def returns_epoch_losses(ctx: Context, problem: dict) -> None:
+def test_returns_epoch_losses(ctx: Context, problem: dict) -> None:
     """returns one loss per epoch (Python floats), each computed before that epoch's step"""
     reply, _, _, losses = run_train(ctx, problem)
     expect_losses(ctx, reply.value, losses, "the list of epoch losses")
 
 
-@train.check(points=1.5, max_examples=8)
+@train
+@pytest.mark.points(1.5)
+@pytest.mark.examples(8)
 @given(problem=training_problems())
-def trains_the_model(ctx: Context, problem: dict) -> None:
+def test_trains_the_model(ctx: Context, problem: dict) -> None:
     """leaves the model trained: zero_grad, forward, loss, backward, step in every epoch"""
     _, model, twin, _ = run_train(ctx, problem)
     expect_trained_parameters(ctx, ctx.inspect(model), twin)
@@ -212,7 +222,8 @@ def trains_the_model(ctx: Context, problem: dict) -> None:
 
 # --- train_batches --------------------------------------------------------------------------
 
-train_batches = exercise("training.train_batches", "the training loop over a DataLoader")
+train_batches = pytest.mark.exercise(
+    "training.train_batches", "the training loop over a DataLoader")
 
 
 @st.composite
@@ -240,17 +251,21 @@ def run_train_batches(ctx: Context, problem: dict) -> tuple:
     return reply, model, twin, losses
 
 
-@train_batches.check(points=1.5, max_examples=8)
+@train_batches
+@pytest.mark.points(1.5)
+@pytest.mark.examples(8)
 @given(problem=batch_problems())
-def returns_mean_loss_per_sample(ctx: Context, problem: dict) -> None:
+def test_returns_mean_loss_per_sample(ctx: Context, problem: dict) -> None:
     """returns each epoch's mean loss per sample (batch losses weighted by batch size)"""
     reply, _, _, losses = run_train_batches(ctx, problem)
     expect_losses(ctx, reply.value, losses, "the list of epoch losses")
 
 
-@train_batches.check(points=1.5, max_examples=8)
+@train_batches
+@pytest.mark.points(1.5)
+@pytest.mark.examples(8)
 @given(problem=batch_problems())
-def trains_on_every_batch(ctx: Context, problem: dict) -> None:
+def test_trains_on_every_batch(ctx: Context, problem: dict) -> None:
     """takes one optimizer step per batch (zero_grad, forward, loss, backward, step)"""
     _, model, twin, _ = run_train_batches(ctx, problem)
     expect_trained_parameters(ctx, ctx.inspect(model), twin)
@@ -258,7 +273,7 @@ def trains_on_every_batch(ctx: Context, problem: dict) -> None:
 
 # --- evaluate -------------------------------------------------------------------------------
 
-evaluate = exercise("training.evaluate", "accuracy in eval mode, without a graph")
+evaluate = pytest.mark.exercise("training.evaluate", "accuracy in eval mode, without a graph")
 
 
 @st.composite
@@ -289,9 +304,11 @@ def run_evaluate(ctx: Context, problem: dict) -> tuple:
     return reply, model
 
 
-@evaluate.check(points=1, max_examples=8)
+@evaluate
+@pytest.mark.points(1)
+@pytest.mark.examples(8)
 @given(problem=evaluation_problems())
-def returns_accuracy(ctx: Context, problem: dict) -> None:
+def test_returns_accuracy(ctx: Context, problem: dict) -> None:
     """returns the fraction of samples whose argmax over dim 1 equals the label"""
     reply, _ = run_evaluate(ctx, problem)
     twin = fixtures.spy_classifier(problem["d_in"], problem["classes"], problem["seed"])
@@ -303,9 +320,11 @@ def returns_accuracy(ctx: Context, problem: dict) -> None:
     ctx.expect_float(value, expected, "the accuracy", rtol=1e-6, atol=1e-6)
 
 
-@evaluate.check(points=1, max_examples=8)
+@evaluate
+@pytest.mark.points(1)
+@pytest.mark.examples(8)
 @given(problem=evaluation_problems())
-def eval_mode_without_graph(ctx: Context, problem: dict) -> None:
+def test_eval_mode_without_graph(ctx: Context, problem: dict) -> None:
     """runs the model in eval mode (model.eval()) without recording a graph (torch.no_grad())"""
     _, model = run_evaluate(ctx, problem)
     log = ctx.inspect(model).get("forward_log", [])
@@ -318,9 +337,12 @@ def eval_mode_without_graph(ctx: Context, problem: dict) -> None:
                "`with torch.no_grad():`.")
 
 
-@evaluate.check(points=0.5, max_examples=10, hidden=True)
+@evaluate
+@pytest.mark.points(0.5)
+@pytest.mark.examples(10)
+@pytest.mark.hidden
 @given(problem=evaluation_problems())
-def changes_no_parameter(ctx: Context, problem: dict) -> None:
+def test_changes_no_parameter(ctx: Context, problem: dict) -> None:
     """changes no parameter of the model"""
     _, model = run_evaluate(ctx, problem)
     twin = fixtures.spy_classifier(problem["d_in"], problem["classes"], problem["seed"])

@@ -5,16 +5,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import pytest
 import torch
+from hypothesis import example, given
 from hypothesis import strategies as st
 from torch import nn
 
-from grader import fixtures
-from grader.context import Context
-from grader.describe import shape_text
-from grader.spec import example, exercise, given
-from grader.strategies import elements_for, seeded_tensors, tensors
-from grader.wire import Handle, TensorData
+from grader.testing import (
+    Context,
+    Handle,
+    TensorData,
+    elements_for,
+    fixtures,
+    seeded_tensors,
+    shape_text,
+    tensors,
+)
 
 
 def module_facts(ctx: Context, handle: object, what: str, *, values: bool = True) -> dict:
@@ -70,13 +76,15 @@ def load_student_weights(ctx: Context, facts: dict, reference: nn.Module, *,
 
 # --- MyLinear -------------------------------------------------------------------------------
 
-my_linear = exercise("networks.MyLinear", "a linear layer with weights (in, out) and bias")
+my_linear = pytest.mark.exercise(
+    "networks.MyLinear", "a linear layer with weights (in, out) and bias")
 feature_pairs = st.lists(st.integers(1, 7), min_size=2, max_size=2, unique=True)
 
 
-@my_linear.check(points=1)
+@my_linear
+@pytest.mark.points(1)
 @given(features=feature_pairs)
-def registers_weights_and_bias(ctx: Context, features: list) -> None:
+def test_registers_weights_and_bias(ctx: Context, features: list) -> None:
     """registers nn.Parameters `weights` (in_features, out_features) and `bias` (out_features,)"""
     in_features, out_features = features
     model = ctx.construct(in_features, out_features)
@@ -85,9 +93,10 @@ def registers_weights_and_bias(ctx: Context, features: list) -> None:
                             f"MyLinear({in_features}, {out_features})")
 
 
-@my_linear.check(points=1.5)
+@my_linear
+@pytest.mark.points(1.5)
 @given(features=feature_pairs, data=st.data())
-def forward_is_x_weights_plus_bias(ctx: Context, features: list, data: st.DataObject) -> None:
+def test_forward_is_x_weights_plus_bias(ctx: Context, features: list, data: st.DataObject) -> None:
     """forward(x) = x @ weights + bias for any leading batch shape"""
     in_features, out_features = features
     model = ctx.construct(in_features, out_features)
@@ -125,55 +134,60 @@ LENET_LAYERS = {"conv1": "Conv2d", "conv2": "Conv2d", "fc1": "Linear", "fc2": "L
                 "fc3": "Linear"}
 
 
-def network_exercise(class_name: str, layers: dict[str, str], input_shape: tuple,
-                     parameter_count: int) -> None:
-    """Declare the structure and forward checks of a fixed architecture."""
-    declared = exercise(f"networks.{class_name}", f"the {class_name} architecture")
+def network_checks(class_name: str, layers: dict[str, str], input_shape: tuple,
+                   parameter_count: int) -> type:
+    """A test class with the structure and forward checks of a fixed architecture."""
 
-    def has_the_contract_layers(ctx: Context) -> None:
-        model = ctx.construct()
-        facts = module_facts(ctx, model, f"{class_name}()", values=False)
-        expect_layers(ctx, facts, layers, f"{class_name}()")
-        expect_parameter_layout(ctx, facts, ctx.reference_attribute(class_name)(),
-                                f"{class_name}()")
-        count = sum(math.prod(p.shape) for _, p in facts["parameters"])
-        ctx.expect(count == parameter_count, f"{class_name}() has {count} parameters, but it "
-                   f"should have {parameter_count}.")
+    @pytest.mark.exercise(f"networks.{class_name}", f"the {class_name} architecture")
+    class NetworkChecks:
+        @pytest.mark.points(1.5)
+        def test_has_the_contract_layers(self, ctx: Context) -> None:
+            model = ctx.construct()
+            facts = module_facts(ctx, model, f"{class_name}()", values=False)
+            expect_layers(ctx, facts, layers, f"{class_name}()")
+            expect_parameter_layout(ctx, facts, ctx.reference_attribute(class_name)(),
+                                    f"{class_name}()")
+            count = sum(math.prod(p.shape) for _, p in facts["parameters"])
+            ctx.expect(count == parameter_count, f"{class_name}() has {count} parameters, but "
+                       f"it should have {parameter_count}.")
 
-    @given(batch=st.integers(1, 4), data=st.data())
-    def forward_matches(ctx: Context, batch: int, data: st.DataObject) -> None:
-        model = ctx.construct()
-        facts = module_facts(ctx, model, f"{class_name}()")
-        reference = load_student_weights(ctx, facts, ctx.reference_attribute(class_name)())
-        x = data.draw(seeded_tensors((batch, *input_shape)), label="x")
-        reply = ctx.method(model, "__call__", x)
-        with torch.no_grad():
-            expected = reference(x)
-        ctx.expect_tensor(reply.value, expected, "the logits", rtol=1e-4, atol=1e-5)
+        @pytest.mark.points(1.5)
+        @pytest.mark.examples(5)
+        @given(batch=st.integers(1, 4), data=st.data())
+        def test_forward_matches(self, ctx: Context, batch: int, data: st.DataObject) -> None:
+            model = ctx.construct()
+            facts = module_facts(ctx, model, f"{class_name}()")
+            reference = load_student_weights(ctx, facts, ctx.reference_attribute(class_name)())
+            x = data.draw(seeded_tensors((batch, *input_shape)), label="x")
+            reply = ctx.method(model, "__call__", x)
+            with torch.no_grad():
+                expected = reference(x)
+            ctx.expect_tensor(reply.value, expected, "the logits", rtol=1e-4, atol=1e-5)
 
     top_level = ", ".join(name for name in layers if "." not in name)
-    has_the_contract_layers.__doc__ = (f"has the contract's layers ({top_level}) with "
-                                       f"{parameter_count:,} parameters")
-    forward_matches.__doc__ = (f"forward on (B, {', '.join(map(str, input_shape))}) returns the "
-                               "contract's logits (B, 10), with no activation after the last "
-                               "layer")
-    declared.check(points=1.5)(has_the_contract_layers)
-    declared.check(points=1.5, max_examples=5)(forward_matches)
+    NetworkChecks.test_has_the_contract_layers.__doc__ = (
+        f"has the contract's layers ({top_level}) with {parameter_count:,} parameters")
+    NetworkChecks.test_forward_matches.__doc__ = (
+        f"forward on (B, {', '.join(map(str, input_shape))}) returns the contract's logits "
+        "(B, 10), with no activation after the last layer")
+    return NetworkChecks
 
 
-network_exercise("NeuralNetwork", MLP_LAYERS, (28, 28), 669_706)
-network_exercise("Net", LENET_LAYERS, (1, 32, 32), 61_706)
+TestNeuralNetwork = network_checks("NeuralNetwork", MLP_LAYERS, (28, 28), 669_706)
+TestNet = network_checks("Net", LENET_LAYERS, (1, 32, 32), 61_706)
 
 
 # --- build_sequential -----------------------------------------------------------------------
 
-build_sequential = exercise("networks.build_sequential", "Flatten, Linear, ReLU, Linear")
+build_sequential = pytest.mark.exercise(
+    "networks.build_sequential", "Flatten, Linear, ReLU, Linear")
 sizes3 = st.lists(st.integers(1, 9), min_size=3, max_size=3, unique=True)
 
 
-@build_sequential.check(points=1)
+@build_sequential
+@pytest.mark.points(1)
 @given(sizes=sizes3)
-def sequential_layers(ctx: Context, sizes: list) -> None:
+def test_sequential_layers(ctx: Context, sizes: list) -> None:
     """returns nn.Sequential(Flatten(), Linear(in, hidden), ReLU(), Linear(hidden, out))"""
     reply = ctx.call(*sizes)
     facts = module_facts(ctx, reply.value, "the result", values=False)
@@ -186,9 +200,10 @@ def sequential_layers(ctx: Context, sizes: list) -> None:
                             by_position=True)
 
 
-@build_sequential.check(points=1)
+@build_sequential
+@pytest.mark.points(1)
 @given(sizes=sizes3, data=st.data())
-def forward_flattens_then_maps(ctx: Context, sizes: list, data: st.DataObject) -> None:
+def test_forward_flattens_then_maps(ctx: Context, sizes: list, data: st.DataObject) -> None:
     """flattens (B, ...) inputs and maps them to (B, out_features)"""
     in_features = sizes[0]
     reply = ctx.call(*sizes)
@@ -206,14 +221,16 @@ def forward_flattens_then_maps(ctx: Context, sizes: list, data: st.DataObject) -
 
 # --- probabilities --------------------------------------------------------------------------
 
-probabilities = exercise("networks.probabilities", "softmax over dim 1", device_points=0.5)
+probabilities = pytest.mark.exercise("networks.probabilities", "softmax over dim 1")
 
 
-@probabilities.check(points=1)
+@probabilities
+@pytest.mark.points(1)
+@pytest.mark.device_probe(0.5)
 @given(logits=tensors(dtype=(torch.float32, torch.float64), min_dims=2, max_dims=3,
                       elements=st.floats(-30, 30, width=32)))
 @example(logits=torch.tensor([[1000.0, 0.0], [0.0, -1000.0]]))
-def softmax_over_dim_1(ctx: Context, logits: torch.Tensor) -> None:
+def test_softmax_over_dim_1(ctx: Context, logits: torch.Tensor) -> None:
     """returns softmax(logits) over dim 1 (each row of class scores sums to 1)"""
     reply = ctx.call(logits)
     ctx.expect_tensor(reply.value, ctx.reference(logits), "the probabilities", rtol=1e-3,
@@ -241,13 +258,16 @@ def build_model(ctx: Context, model: tuple) -> tuple[Handle, nn.Module]:
     return handle, fixtures.assorted_model(kind, seed)
 
 
-count_parameters = exercise("networks.count_parameters", "the number of trainable scalars")
+count_parameters = pytest.mark.exercise(
+    "networks.count_parameters", "the number of trainable scalars")
 
 
-@count_parameters.check(points=1, max_examples=8)
+@count_parameters
+@pytest.mark.points(1)
+@pytest.mark.examples(8)
 @given(model=models)
 @every_model_kind
-def counts_trainable_scalars(ctx: Context, model: tuple) -> None:
+def test_counts_trainable_scalars(ctx: Context, model: tuple) -> None:
     """returns the number of trainable scalars (parameters with requires_grad) as a Python int"""
     handle, twin = build_model(ctx, model)
     reply = ctx.call(handle)
@@ -257,13 +277,16 @@ def counts_trainable_scalars(ctx: Context, model: tuple) -> None:
                f"{expected} trainable scalars (frozen parameters and buffers do not count).")
 
 
-describe_parameters = exercise("networks.describe_parameters", "(name, shape) of each parameter")
+describe_parameters = pytest.mark.exercise(
+    "networks.describe_parameters", "(name, shape) of each parameter")
 
 
-@describe_parameters.check(points=1, max_examples=8)
+@describe_parameters
+@pytest.mark.points(1)
+@pytest.mark.examples(8)
 @given(model=models)
 @every_model_kind
-def names_and_shapes(ctx: Context, model: tuple) -> None:
+def test_names_and_shapes(ctx: Context, model: tuple) -> None:
     """returns [(name, tuple(shape)), ...] in named_parameters() order"""
     handle, twin = build_model(ctx, model)
     reply = ctx.call(handle)
