@@ -312,8 +312,9 @@ def error_text(error: dict) -> str:
 
 
 def difference_text(got: torch.Tensor, expected: torch.Tensor) -> str:
-    """Where the largest difference is, for tensors too big to show whole."""
-    if got.numel() <= 12 or got.shape != expected.shape:
+    """Where the largest difference is: for tensors too big to show whole, and for small ones
+    whose printed values look equal (a loss of precision)."""
+    if got.shape != expected.shape or (got.numel() <= 12 and describe(got) != describe(expected)):
         return ""
     try:
         difference = (got.double() - expected.double()).abs().nan_to_num(nan=float("inf"))
@@ -321,8 +322,14 @@ def difference_text(got: torch.Tensor, expected: torch.Tensor) -> str:
     except (RuntimeError, TypeError):
         return ""
     index = tuple(int(i) for i in np.unravel_index(flat_index, tuple(got.shape)))
-    return (f"\n  first big difference at index {list(index)}: expected "
-            f"{expected[index].item():.6g}, got {got[index].item():.6g}")
+    wanted, found = expected[index].item(), got[index].item()
+    text = (f"\n  largest difference at index {list(index)}: expected {wanted:.9g}, "
+            f"got {found:.9g}")
+    if got.numel() <= 12:
+        text += (" (equal when printed, but off by more than the precision of "
+                 f"{str(got.dtype).removeprefix('torch.')} allows: compute it in a numerically "
+                 "stable way)")
+    return text
 
 
 def copy_input(value: Any) -> Any:
