@@ -143,47 +143,17 @@ cd /autograder/source
     --results /autograder/results/results.json --visibility {visibility}
 """
 
-PYPROJECT = """[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "torch-grader"
-version = "{version}"
-requires-python = ">=3.11"
-dependencies = ["torch>=2.2", "numpy>=1.24", "hypothesis>=6.100", "click>=8.1", "jinja2>=3.1"]
-
-[project.scripts]
-grader = "grader.cli:run"
-
-[tool.setuptools.packages.find]
-include = ["grader*"]
-
-[tool.setuptools.package-data]
-"*" = ["*.html", "*.css", "*.py"]
-"""
-
-
 def build_autograder_zip(path: Path, *, visibility: str = "visible") -> list[str]:
     """Gradescope's autograder zip: setup.sh and run_autograder at the top, and the grader
-    with its pack (checks, solutions, templates) as an installable source tree. Returns the
-    names written."""
-    from grader import __version__, pack, report
+    with the active pack (stubs, solutions, checks, templates) as an installable source tree
+    (see `grader.distribution`). Returns the names written."""
+    from grader import __version__, distribution, pack
 
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}")
-    package = Path(__file__).resolve().parent
-    files: dict[str, Path] = {}
-    for source in sorted(package.rglob("*.py")):
-        relative = source.relative_to(package)
-        if "__pycache__" not in relative.parts and relative.parts[0] != "bundled":
-            files[f"grader/{relative}"] = source
-    for source in sorted(report.template_folder().glob("*")):
-        if source.suffix in (".html", ".css"):
-            files[f"grader/templates/{source.name}"] = source
-    for kind in ("exercises", "solutions"):
-        for source in sorted(pack.pack_folder(kind).glob("*.py")):
-            files[f"grader/bundled/{kind}/{source.name}"] = source
+    folders = ("exercises", "solutions", "tests")
+    grader_files = distribution.grader_sources()
+    pack_texts = distribution.pack_sources(pack.current().root, folders)
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in (("setup.sh", SETUP_SH),
@@ -191,7 +161,10 @@ def build_autograder_zip(path: Path, *, visibility: str = "visible") -> list[str
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16
             archive.writestr(info, text)
-        archive.writestr("pyproject.toml", PYPROJECT.format(version=__version__))
-        for name, source in files.items():
+        archive.writestr("pyproject.toml", distribution.pyproject_text(
+            __version__, list(folders), distribution.grader_packages(grader_files)))
+        for name, text in pack_texts.items():
+            archive.writestr(name, text)
+        for name, source in grader_files.items():
             archive.write(source, name)
-    return ["setup.sh", "run_autograder", "pyproject.toml", *files]
+    return ["setup.sh", "run_autograder", "pyproject.toml", *pack_texts, *grader_files]

@@ -42,9 +42,9 @@ This release runs the **public checks** only: {public} checks worth {points:g} p
 ({left_out} more checks, some of them hidden, run when your instructor grades). Passing every
 public check is a good sign, not a guarantee.
 
-`pytest tests` runs the same checks with pytest (on `exercises/`; `--submission DIR` for another
-folder). `grader check exercises/ --report report.html` writes an HTML report; `grader list` lists the
-exercises.
+`pytest tests` runs the same checks with pytest (on `exercises/`; `--submission DIR` for
+another folder). `grader check exercises/ --report report.html` writes an HTML report;
+`grader list` lists the exercises.
 """
 
 

@@ -168,9 +168,10 @@ def test_gradescope_zip_holds_the_scripts_and_an_installable_grader(tmp_path: Pa
     assert outcome.exit_code == 0, outcome.output
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
-        assert {"setup.sh", "run_autograder", "pyproject.toml", "grader/cli.py",
-                "grader/checks/tensors.py", "grader/templates/report.html",
-                "grader/bundled/solutions/tensors.py"} <= names
+        assert {"setup.sh", "run_autograder", "pyproject.toml", "grader/cli.py", "pack.toml",
+                "tests/test_tensors.py", "tests/conftest.py", "grader/templates/report.html",
+                "solutions/tensors.py", "exercises/tensors.py"} <= names
+        assert not any(name.startswith("grader/tests/") for name in names)
         assert archive.getinfo("run_autograder").external_attr >> 16 & 0o111
         assert "--visibility hidden" in archive.read("run_autograder").decode()
         assert "torch==2.13.0" in archive.read("setup.sh").decode()
@@ -183,7 +184,7 @@ def test_gradescope_zip_holds_the_scripts_and_an_installable_grader(tmp_path: Pa
         env={**os.environ, "PYTHONPATH": str(tmp_path / "source")})
     assert probe.returncode == 0, probe.stderr
     solutions, templates, count = probe.stdout.split()
-    assert solutions == str(tmp_path / "source" / "grader" / "bundled" / "solutions")
+    assert solutions == str(tmp_path / "source" / "solutions")
     assert templates == str(tmp_path / "source" / "grader" / "templates")
     assert count == "38"
 
