@@ -98,13 +98,14 @@ def build_exercises(pack: Pack, items: list[pytest.Item]) -> list[Exercise]:
             raise PackError(f"{location}: a graded check needs its points, e.g. "
                             "@pytest.mark.points(1)")
         function_name = item.originalname if isinstance(item, pytest.Function) else item.name
-        prop_name = function_name.removeprefix("test_")
         device = item.callspec.params.get("ctx", "cpu") if hasattr(item, "callspec") else "cpu"
+        case = _case_id(item, device)
+        prop_name = function_name.removeprefix("test_") + case
         if device == META:
             probe_points = _marker_value(item, "device_probe", 0)
-            prop = _property(properties, exercise, DEVICE_PROBE_NAME, location,
+            prop = _property(properties, exercise, DEVICE_PROBE_NAME + case, location,
                              description=DEVICE_PROBE_DESCRIPTION, points=float(probe_points),
-                             devices=META, max_examples=META_EXAMPLES)
+                             devices=META, max_examples=META_EXAMPLES, probe_of=prop_name)
         else:
             examples = _marker_value(item, "examples")
             devices_marker = item.get_closest_marker("devices")
@@ -134,6 +135,17 @@ def build_exercises(pack: Pack, items: list[pytest.Item]) -> list[Exercise]:
                                    if f"{exercise.id}:{prop.name}" in carried]
         ordered = [exercise for exercise in ordered if exercise.properties]
     return ordered
+
+
+def _case_id(item: pytest.Item, device: str) -> str:
+    """`[3]` for `test_x[cpu-3]` (a parametrized check: each case is a check of its own),
+    `""` for `test_x[cpu]`: the device is not part of a check's name."""
+    if not isinstance(item, pytest.Function) or item.name == item.originalname:
+        return ""
+    tokens = item.name[len(item.originalname):].strip("[]").split("-")
+    if device in tokens:
+        tokens.remove(device)
+    return f"[{'-'.join(tokens)}]" if tokens else ""
 
 
 def _check_key():  # noqa: ANN202 - the plugin's stash key (imported late: no cycle)

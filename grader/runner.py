@@ -92,14 +92,17 @@ def grade_exercise(exercise: Exercise, session: SubmissionSession,
 
     checks_run = collect.checks_of(options.chosen_pack())
     checks: list[CheckResult] = []
+    done: dict[str, CheckResult] = {}
     stop: tuple[str, str] | None = None  # after a timeout or forbidden call, skip the rest
     for prop in properties:
         status, message = PASSED, ""
         if stop is not None:
             status, message = stop[0], "not checked: " + stop[1]
-        elif prop.devices == META and checks and checks[0].status != PASSED:
-            # the device probe reuses the main check: it proves nothing while that one fails
-            status, message = checks[0].status, "not checked: the main check did not pass yet"
+        elif prop.devices == META and prop.probe_of in done and \
+                done[prop.probe_of].status != PASSED:
+            # the device probe reuses its check: it proves nothing while that one fails
+            status = done[prop.probe_of].status
+            message = "not checked: the main check did not pass yet"
         else:
             run = Run(session, options.examples, options.shrink,
                       budget_seconds=options.limits.exercise_seconds)
@@ -116,6 +119,7 @@ def grade_exercise(exercise: Exercise, session: SubmissionSession,
         score = prop.points if status == PASSED else 0.0
         checks.append(CheckResult(prop.name, prop.description, status, score, prop.points,
                                   message))
+        done[prop.name] = checks[-1]
 
     status = max((check.status for check in checks), key=SEVERITY.index, default=PASSED)
     score = 0.0 if status == FORBIDDEN else sum(check.score for check in checks)

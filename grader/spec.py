@@ -41,6 +41,7 @@ class Property:
     hidden: bool = False  # graded, but left out of the student release (`grader release`)
     items: dict[str, Any] = field(default_factory=dict)  # device -> its collected pytest item
     location: str = ""  # "tests/test_tensors.py::test_name", for messages
+    probe_of: str | None = None  # a device probe: the name of the property it re-runs
 
 
 @dataclass
