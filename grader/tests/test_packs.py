@@ -258,13 +258,26 @@ def test_second_pack_stubs_and_solutions_stay_in_step() -> None:
 
 @pytest.mark.slow
 def test_second_pack_grades_its_examples_each_bug_on_its_exercise(tmp_path: Path) -> None:
+    """The README's command, on the pack's examples plus its stubs and solutions."""
     command = "grader grade --pack examples/packs/ml-blocks --out ml-report"
     assert command in " ".join(readme_section().split())
+    submissions = tmp_path / "class"
+    shutil.copytree(ML_PACK / "examples", submissions)
+    shutil.copytree(ML_PACK / "exercises", submissions / "the-stubs")
+    shutil.copytree(ML_PACK / "solutions", submissions / "the-solutions")
     words = shlex.split(command)
-    completed = run_command([*words[:-1], str(tmp_path / "out"), "-j", "1"], ROOT, timeout=600)
+    completed = run_command([*words[:2], str(submissions), *words[2:-1], str(tmp_path / "out"),
+                             "-j", "1"], ROOT, timeout=600)
     assert completed.returncode == 0, completed.stderr
     graded = results_of(tmp_path / "out")
-    assert sorted(graded) == sorted(ML_EXAMPLES)
+    assert sorted(graded) == sorted([*ML_EXAMPLES, "the-stubs", "the-solutions"])
+    assert graded["the-solutions"]["score"] == 14.0
+    stubs = graded.pop("the-stubs")
+    assert stubs["score"] == 0 and len(stubs["exercises"]) == 5
+    for exercise in stubs["exercises"]:
+        assert exercise["status"] == "error", exercise
+        assert exercise["feedback"].count("Not implemented yet") >= 1, exercise
+    graded.pop("the-solutions")
     for name, broken in ML_EXAMPLES.items():
         submission = graded[name]
         not_passed = {key for key, status in statuses(submission).items() if status != "passed"}
