@@ -145,6 +145,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for item in items:
         if item.get_closest_marker("exercise") is not None:
             by_pack.setdefault(collect.pack_root_of(Path(item.path)), []).append(item)
+        elif "ctx" in getattr(item, "fixturenames", ()):
+            message = (f"{item.nodeid}: takes `ctx` but says no exercise: add "
+                       "@pytest.mark.exercise(\"<part>.<name>\") to it, its class or module")
+            if grading.driven:
+                raise PackError(message)
+            raise pytest.UsageError(message)
     kept_ids = {id(item) for item in items}
     for root, pack_items in by_pack.items():
         try:

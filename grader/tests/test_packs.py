@@ -1,4 +1,4 @@
-"""Packs of an instructor's own: `grader new`, the second pack (`examples/packs/ml-blocks`) end
+"""Packs of an instructor's own: `grader new`, the second pack (`packs/ml-blocks`) end
 to end, a broken pack as one `Error:` line, and the README's "Writing a pack" walkthrough run
 as written.
 
@@ -26,7 +26,7 @@ from grader.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-ML_PACK = ROOT / "examples" / "packs" / "ml-blocks"
+ML_PACK = ROOT / "packs" / "ml-blocks"
 ML_PARTS = ("metrics", "features", "clustering")
 
 # Every example submission of the second pack: the exercise its one bug breaks (None: correct).
@@ -259,7 +259,7 @@ def test_second_pack_stubs_and_solutions_stay_in_step() -> None:
 @pytest.mark.slow
 def test_second_pack_grades_its_examples_each_bug_on_its_exercise(tmp_path: Path) -> None:
     """The README's command, on the pack's examples plus its stubs and solutions."""
-    command = "grader grade --pack examples/packs/ml-blocks --out ml-report"
+    command = "grader grade --pack packs/ml-blocks --out ml-report"
     assert command in " ".join(readme_section().split())
     submissions = tmp_path / "class"
     shutil.copytree(ML_PACK / "examples", submissions)

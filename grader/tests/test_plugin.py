@@ -101,12 +101,16 @@ def factor() -> int:
 @pytest.fixture(scope="module")
 def small_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("packs") / "arith-pack"
-    for folder in ("exercises", "solutions", "tests", "examples/good", "examples/buggy"):
+    for folder in ("exercises", "solutions", "tests", "examples/good", "examples/buggy",
+                   "examples/nonzero"):
         (root / folder).mkdir(parents=True)
     (root / "pack.toml").write_text('title = "Arithmetic"\nparts = ["arith"]\nexamples = 6\n')
     (root / "solutions" / "arith.py").write_text(SOLUTION)
     (root / "examples" / "good" / "arith.py").write_text(SOLUTION)
     (root / "examples" / "buggy" / "arith.py").write_text(BUGGY)
+    (root / "examples" / "nonzero" / "arith.py").write_text(SOLUTION.replace(
+        "    return t * k", "    t.nonzero()  # fine, though the meta device cannot run it\n"
+        "    return t * k"))
     (root / "exercises" / "arith.py").write_text(
         "def double(x):\n    raise NotImplementedError\n\n\n"
         "def scale(t, k):\n    raise NotImplementedError\n")
@@ -141,6 +145,9 @@ def test_pytest_habits_become_scored_checks(small_pack: Path) -> None:
     assert buggy["arith.double:known_values[7]"] == (FAILED, 0.0)
     assert buggy["arith.scale:scales"] == (PASSED, 1.0)
     assert buggy["arith.scale:keeps_the_input_device"][0] != PASSED
+
+    nonzero = runner.grade_submission(small_pack / "examples" / "nonzero", options)
+    assert nonzero.score == nonzero.max_score, checks_of(nonzero)
 
     stubs = runner.grade_submission(small_pack / "exercises", options)
     assert stubs.score == 0
@@ -177,3 +184,19 @@ def test_plain_pytest_checks_the_solutions_and_a_submission(small_pack: Path) ->
     assert "keeps_the_input_device" in buggy.stdout
     assert not (small_pack / ".hypothesis").exists()
     assert not (small_pack / "tests" / ".hypothesis").exists()
+
+
+def test_a_check_taking_ctx_without_an_exercise_is_one_clear_error(small_pack: Path,
+                                                                  tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken-pack"
+    shutil.copytree(small_pack, broken)
+    with open(broken / "tests" / "test_arith_plugin_pack.py", "a") as handle:
+        handle.write("\n\ndef test_forgot_the_marker(ctx):\n    ctx.call(1)\n")
+    outcome = subprocess.run([sys.executable, "-m", "grader", "list", "--pack", str(broken)],
+                             capture_output=True, text=True, timeout=300)
+    assert outcome.returncode == 1
+    assert outcome.stderr.strip().splitlines() == [
+        "Error: tests/test_arith_plugin_pack.py::test_forgot_the_marker: takes `ctx` but says "
+        "no exercise: add @pytest.mark.exercise(\"<part>.<name>\") to it, its class or module"]
