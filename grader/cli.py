@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -54,12 +56,14 @@ def _exercise_ids() -> list[str]:
         raise click.ClickException(str(error)) from None
 
 
-def _options(device: str, examples: int | None, only: tuple[str, ...]):  # noqa: ANN202
+def _options(device: str, examples: int | None, only: tuple[str, ...], *,
+             disk_budget: int = 256, allow_unsafe: bool = False):  # noqa: ANN202
     from grader import pack
     from grader.runner import Options
 
     chosen = pack.current()
     known = set(_exercise_ids()) | set(chosen.parts)
+    sandboxing = {"disk_bytes": disk_budget << 20, "allow_unsafe": allow_unsafe}
     unknown = [name for name in only if name not in known]
     if unknown:
         raise click.ClickException(f"--only {unknown[0]}: no such exercise or part (see "
@@ -67,9 +71,9 @@ def _options(device: str, examples: int | None, only: tuple[str, ...]):  # noqa:
     manifest = pack.release_manifest()
     if manifest is not None:  # a student release (its checks only) replays answers as recorded
         return Options(devices=("cpu",), examples=manifest["examples"], only=only,
-                       shrink=False, pack=chosen.root)
+                       shrink=False, pack=chosen.root, **sandboxing)
     return Options(devices=_devices(device), examples=examples or chosen.examples, only=only,
-                   pack=chosen.root)
+                   pack=chosen.root, **sandboxing)
 
 
 def _release_banner() -> str | None:
@@ -81,6 +85,17 @@ def _release_banner() -> str | None:
     return (f"Student release: running the {len(manifest['checks'])} public checks "
             f"({manifest['points']:g} points) on the CPU; {manifest['left_out']} more checks, "
             "some of them hidden, run when your instructor grades.")
+
+
+@contextmanager
+def _refusing_an_unsafe_sandbox() -> Iterator[None]:
+    """A start-up probe that got through (`grader.probe`) ends the command with one line."""
+    from grader.probe import UnsafeSandbox
+
+    try:
+        yield
+    except UnsafeSandbox as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _check_folder(path: Path, what: str, *, zip_ok: bool = False) -> Path:
@@ -105,6 +120,14 @@ pack_option = click.option("--pack", "chosen_pack", default=None, callback=_use_
 junit_option = click.option("--junit", "junit_path", default=None,
                             type=click.Path(path_type=Path, dir_okay=False),
                             help="Also write a JUnit XML report to this file.")
+disk_budget_option = click.option(
+    "--disk-budget", type=click.IntRange(1, 1 << 20), default=256, show_default=True,
+    metavar="MiB", help="Disk space one submission's code may fill, all its files together "
+    "(MiB). Past it, its writes fail and the exercise that was running is an error.")
+allow_unsafe_option = click.option(
+    "--allow-unsafe", is_flag=True, default=False,
+    help="Grade even when the start-up probe shows that student code could read a protected "
+    "file or the grader's environment here (see `grader doctor`). Not recommended.")
 only_option = click.option("--only", multiple=True, metavar="ID",
                            help="Grade only this exercise (e.g. tensors.softmax) or part "
                            "(e.g. autograd); repeatable.")
@@ -137,9 +160,12 @@ def main() -> None:
 @click.option("--min-score", type=float, default=None,
               help="Exit 0 when the score reaches this (instead of: when everything passed).")
 @pack_option
+@disk_budget_option
+@allow_unsafe_option
 def check(path: Path, report_path: Path, device: str, examples: int | None,
           only: tuple[str, ...], junit_path: Path | None, github: bool,
-          min_score: float | None, chosen_pack: object) -> None:
+          min_score: float | None, chosen_pack: object, disk_budget: int,
+          allow_unsafe: bool) -> None:
     """Check one submission folder (default: exercises/) before you hand it in.
 
     Prints a table of every exercise with its points, explains each failure with the smallest
@@ -160,7 +186,8 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
 
     runner.warm_up_in_background()
 
-    options = _options(device, examples, only)
+    options = _options(device, examples, only, disk_budget=disk_budget,
+                       allow_unsafe=allow_unsafe)
     started = time.perf_counter()
     interactive = sys.stdout.isatty()
 
@@ -171,9 +198,10 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
     if banner:
         click.echo(banner)
     click.echo(f"Checking {path} on {', '.join(options.devices)}...\n")
-    result = runner.grade_submission(path, options,
-                                     submission_id=path.resolve().name.removesuffix(".zip"),
-                                     on_exercise=progress if interactive else None)
+    with _refusing_an_unsafe_sandbox():
+        result = runner.grade_submission(
+            path, options, submission_id=path.resolve().name.removesuffix(".zip"),
+            on_exercise=progress if interactive else None)
     for note in result.notes:
         click.echo(f"  note: {note}")
     if not interactive:
@@ -213,9 +241,11 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
 @only_option
 @junit_option
 @pack_option
+@disk_budget_option
+@allow_unsafe_option
 def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str,
           examples: int | None, only: tuple[str, ...], junit_path: Path | None,
-          chosen_pack: object) -> None:
+          chosen_pack: object, disk_budget: int, allow_unsafe: bool) -> None:
     """Grade every sub-folder of SUBMISSIONS (one folder per student) into OUT.
 
     Writes OUT/results.json (the machine-readable grades), OUT/grades.csv, OUT/index.html (the
@@ -245,13 +275,14 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str
     if not folders:
         raise click.ClickException(f"{submissions} has no sub-folders: put each submission in "
                                    "its own folder (its name is the submission id)")
-    options = _options(device, examples, only)
+    options = _options(device, examples, only, disk_budget=disk_budget,
+                       allow_unsafe=allow_unsafe)
     started = time.perf_counter()
     results = []
     show_bar = sys.stderr.isatty()
-    with click.progressbar(length=len(folders), label="Grading", file=sys.stderr,
-                           show_eta=True, show_pos=True,
-                           item_show_func=lambda r: r.id if r else None) as bar:
+    with _refusing_an_unsafe_sandbox(), click.progressbar(
+            length=len(folders), label="Grading", file=sys.stderr, show_eta=True,
+            show_pos=True, item_show_func=lambda r: r.id if r else None) as bar:
         for result in runner.grade_batch(folders, options, jobs=jobs):
             results.append(result)
             if show_bar:
@@ -387,12 +418,13 @@ def doctor() -> None:
     """
     import tempfile
 
-    from grader import isolation, sandbox
+    from grader import isolation, probe, sandbox
     from grader.runner import available_devices
 
+    settings = sandbox.Settings(cuda="cuda" in available_devices(), allow_unsafe=True,
+                                protected=sandbox.protected_paths())
     with tempfile.TemporaryDirectory() as empty:
-        worker = sandbox.Worker(Path(empty), settings=sandbox.Settings(
-            cuda="cuda" in available_devices()))
+        worker = sandbox.Worker(Path(empty), settings=settings)
         try:
             worker.start()
             report = worker.isolation
@@ -400,6 +432,7 @@ def doctor() -> None:
             raise click.ClickException(f"a worker could not start here: {failure}") from None
         finally:
             worker.close()
+    probes = probe.verify(settings)  # run by the first start above
     click.echo(f"Running as {'root' if os.geteuid() == 0 else 'uid ' + str(os.geteuid())}; "
                f"devices: {', '.join(available_devices())}; "
                f"Landlock ABI {isolation.landlock_abi()}.\n")
@@ -410,9 +443,20 @@ def doctor() -> None:
             click.style(state, fg="yellow")
         click.echo(f"  {layer:<{width}}  {mark}")
         click.echo(f"  {'':<{width}}  protects against: {isolation.PROTECTS[layer]}")
-    click.echo("\nAlways: a separate worker process per submission, a copy of the submission in "
-               "a scratch folder, a minimal environment, deadlines enforced by the grader, "
-               "plain-data results.")
+    click.echo("\nStart-up probes (every `grade` and `check` runs them first): a worker in this "
+               "sandbox tries what a hostile submission would.")
+    for attempt in probes:
+        verdict = click.style("contained", fg="green") if attempt.contained else \
+            click.style(f"GOT THROUGH ({attempt.layer}: {attempt.layer_state})", fg="red")
+        click.echo(f"  {attempt.name}\n    tried: read {attempt.path}\n    saw:   {attempt.saw}"
+                   f"\n    {verdict}")
+    if any(not attempt.contained for attempt in probes):
+        click.echo("\n`grader grade` and `grader check` refuse to grade here (unless "
+                   "--allow-unsafe).")
+    click.echo(f"\nAlways: a separate worker process per submission, a copy of the submission in "
+               f"a scratch folder (a disk budget of {sandbox.DEFAULT_DISK_BUDGET >> 20} MiB by "
+               "default, --disk-budget), a minimal environment, deadlines enforced by the "
+               "grader, plain-data results.")
 
 
 @main.command()
@@ -452,6 +496,13 @@ def run() -> None:
         code: object = 0
     except SystemExit as done:
         code = done.code
+    except Exception as error:  # a refusal from a command without its own handling
+        from grader.probe import UnsafeSandbox
+
+        if not isinstance(error, UnsafeSandbox):
+            raise
+        click.echo(f"Error: {error}", err=True)
+        code = 1
     from grader import sandbox
 
     sandbox.close_zygote()

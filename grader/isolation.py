@@ -10,10 +10,15 @@ Layers (Linux), in the order they are applied:
   orphans  PR_SET_PDEATHSIG: the worker dies with the grader
   network  a new network namespace (root; a user namespace otherwise): no interface but a
            dead loopback
+  disk     a private mount namespace with a tmpfs of the disk budget's size as the scratch folder
+           (the copy of the submission moved into it) and as /dev/shm: writes past the budget
+           fail with ENOSPC, and the files vanish with the worker
   limits   rlimits: address space, CPU seconds, file size, open files, processes, no core dumps
   uid      a grading-only uid/gid when started as root (then RLIMIT_NPROC applies too)
-  landlock the filesystem view: read the Python installation, read+write the scratch folder
-           (with the copy of the submission), nothing else; no TCP; no signals to the grader
+  landlock the filesystem view: read the system and the Python installation minus every
+           protected folder, a few devices, the worker's own /proc entries and a few system files
+           of /proc (no other process's); read+write the scratch folder (with the copy of the
+           submission), nothing else; no TCP; no signals to the grader
   seccomp  socket() only for AF_UNIX: no network even where namespaces are unavailable
 
 Only this module's plain-ctypes code and the standard library are used: it runs in a fresh
@@ -31,16 +36,20 @@ import struct
 from dataclasses import dataclass, field
 
 ACTIVE = "active"
+# Not a layer: beside the layers' states, the sandbox reports the disk budget (MiB) there.
+DISK_BUDGET_KEY = "disk_budget_mib"
 TORCH_IMPORT_BYTES = 2 << 30  # the address space `import torch` (and its libraries) maps
-LAYERS = ("cgroup", "orphans", "network", "limits", "uid", "landlock", "seccomp")
+LAYERS = ("cgroup", "orphans", "network", "disk", "limits", "uid", "landlock", "seccomp")
 PROTECTS = {
     "cgroup": "fork bombs (a pids limit that holds even for root); stray processes are killed",
     "orphans": "workers outliving a killed grader",
     "network": "connections to the network and to services on the host's loopback",
+    "disk": "filling the disk: all files a submission writes share one budget (a tmpfs)",
     "limits": "memory hogs, CPU burners, huge files, fd floods, core dumps",
     "uid": "writing the grader's files, signalling its processes (when run as root)",
-    "landlock": "reading solutions, checks, other submissions; writing outside scratch; "
-                "TCP; signals to processes outside the worker",
+    "landlock": "reading solutions, checks, other submissions, other processes' /proc "
+                "entries (the grader's environment); writing outside scratch; TCP; signals to "
+                "processes outside the worker",
     "seccomp": "opening Internet sockets (all but AF_UNIX)",
 }
 
@@ -58,6 +67,7 @@ class Policy:
     file_size_bytes: int = 64 << 20
     open_files: int = 256
     processes: int = 64
+    disk_bytes: int | None = None  # the scratch folder's size (a tmpfs), None: no disk layer
     uid: int | None = None
     gid: int | None = None
     network: bool = True
@@ -89,6 +99,11 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+MNT_DETACH = 2
+DISK_INODES = 16384  # files and folders in the tmpfs (inodes are memory the size leaves out)
+SCRATCH_SHM = "shm"  # the scratch folder's sub-folder that the worker sees as /dev/shm
 
 
 def join_cgroup(cgroup_dir: str) -> None:
@@ -102,9 +117,84 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def leave_network() -> None:
-    flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
-    _check(libc().unshare(flags), "unshare(network)")
+def enter_namespaces(*, network: bool, mounts: bool) -> None:
+    """A new network namespace and/or a private mount namespace. Root needs nothing more; an
+    ordinary user gets them inside a new user namespace that maps only its own uid and gid."""
+    flags = (CLONE_NEWNET if network else 0) | (CLONE_NEWNS if mounts else 0)
+    if os.geteuid() == 0:
+        _check(libc().unshare(flags), "unshare")
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    _check(libc().unshare(CLONE_NEWUSER | flags), "unshare")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                       ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as handle:
+            handle.write(text)
+
+
+def _mount(source: str | None, target: str, kind: str | None, flags: int,
+           options: str | None = None) -> None:
+    mount = libc().mount
+    mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                      ctypes.c_char_p]
+    encode = lambda text: None if text is None else text.encode()  # noqa: E731
+    _check(mount(encode(source), encode(target), encode(kind), flags, encode(options)),
+           f"mount({target})")
+
+
+def _copy_tree(source_fd: int, target: str, owner: tuple[int, int] | None) -> None:
+    """Copy a folder (given by an open descriptor) into `target`: links as links."""
+    for entry in os.scandir(source_fd):
+        destination = os.path.join(target, entry.name)
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.name, dir_fd=source_fd), destination)
+        elif entry.is_dir(follow_symlinks=False):
+            os.mkdir(destination, 0o755)
+            child = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                            dir_fd=source_fd)
+            try:
+                _copy_tree(child, destination, owner)
+            finally:
+                os.close(child)
+        elif entry.is_file(follow_symlinks=False):
+            reader = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=source_fd)
+            try:
+                with open(destination, "wb") as handle:
+                    while chunk := os.read(reader, 1 << 20):
+                        handle.write(chunk)
+            finally:
+                os.close(reader)
+        else:
+            continue
+        if owner is not None:
+            os.lchown(destination, *owner)
+
+
+def budget_disk(scratch_dir: str, size: int, owner: tuple[int, int] | None) -> None:
+    """Make the scratch folder a tmpfs of `size` bytes holding what it held (the copy of the
+    submission), and show its `shm` sub-folder as /dev/shm: every file the submission writes
+    then shares that one budget, and they all vanish with the worker's mount namespace. Needs
+    a private mount namespace (`enter_namespaces(mounts=True)`)."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here shows outside
+    original = os.open(scratch_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        options = f"size={size},nr_inodes={DISK_INODES},mode=0755"
+        if owner is not None:
+            options += f",uid={owner[0]},gid={owner[1]}"
+        _mount("tmpfs", scratch_dir, "tmpfs", MS_NOSUID | MS_NODEV, options)
+        try:
+            _copy_tree(original, scratch_dir, owner)
+            shm = os.path.join(scratch_dir, SCRATCH_SHM)
+            os.mkdir(shm, 0o755)
+            if owner is not None:
+                os.lchown(shm, *owner)
+            if os.path.isdir("/dev/shm"):
+                _mount(shm, "/dev/shm", None, MS_BIND)
+        except OSError:
+            libc().umount2(scratch_dir.encode(), MNT_DETACH)  # back to the copy on disk
+            raise
+    finally:
+        os.close(original)
 
 
 def set_limits(policy: Policy) -> None:
@@ -143,6 +233,9 @@ _FS_ALL_ABI1 = (1 << 13) - 1
 _FS_REFER, _FS_TRUNCATE, _FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 _NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
 _SCOPE_ABSTRACT_UNIX, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+
+_pinned: list[int] = []  # descriptors that keep /proc rules matching (see confine_filesystem)
 
 
 def landlock_abi() -> int:
@@ -191,7 +284,13 @@ def confine_filesystem(read_paths: list[str], write_paths: list[str]) -> int:
                     _check(libc().syscall(_LANDLOCK_ADD_RULE, ruleset, 1, rule, 0),
                            f"landlock_add_rule({path})")
                 finally:
-                    os.close(fd)
+                    if path.startswith("/proc/"):
+                        # procfs makes a new inode for /proc/<pid> when its dentry is evicted
+                        # (memory pressure), and the rule would stop matching: an open
+                        # descriptor keeps the dentry, so the worker keeps its own entries.
+                        _pinned.append(fd)
+                    else:
+                        os.close(fd)
         _check(libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
         _check(libc().syscall(_LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
     finally:
@@ -290,7 +389,29 @@ def apply(policy: Policy) -> dict[str, str]:
     attempt("cgroup", policy.cgroup_dir is not None,
             lambda: join_cgroup(policy.cgroup_dir), "no writable pids cgroup")
     attempt("orphans", True, die_with_parent)
-    attempt("network", policy.network, leave_network)
+    # Namespaces: network and mounts in one go where possible (one user namespace for both
+    # when not root), else each on its own.
+    wants_disk = policy.disk_bytes is not None
+    mounts = False
+    if policy.network and wants_disk:
+        try:
+            enter_namespaces(network=True, mounts=True)
+            report["network"], mounts = ACTIVE, True
+        except OSError:
+            pass
+    if "network" not in report:
+        attempt("network", policy.network, lambda: enter_namespaces(network=True, mounts=False))
+    if wants_disk and not mounts:
+        try:
+            enter_namespaces(network=False, mounts=True)
+            mounts = True
+        except OSError as error:
+            report["disk"] = f"unavailable: {error}"
+    owner = (policy.uid, policy.gid) if policy.uid is not None and os.geteuid() == 0 else None
+    if "disk" not in report:
+        attempt("disk", wants_disk,
+                lambda: budget_disk(policy.scratch_dir, policy.disk_bytes, owner),
+                "no disk budget")
     attempt("limits", True, lambda: set_limits(policy))
     attempt("uid", policy.uid is not None and os.geteuid() == 0,
             lambda: drop_privileges(policy.uid, policy.gid),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.failures import PASSED, SEVERITY
+from grader.isolation import DISK_BUDGET_KEY
 
 
 def points(value: float) -> float:
@@ -105,11 +106,12 @@ def results_json(results: list[SubmissionResult], *, devices: tuple[str, ...]) -
     from grader import __version__
 
     ordered = sorted(results, key=lambda r: r.id)
-    document = {
-        "submissions": [submission_json(r) for r in ordered],
-        "grader": {"version": __version__, "devices": list(devices),
-                   "isolation": run_isolation(ordered)},
-    }
+    grader = {"version": __version__, "devices": list(devices),
+              "isolation": run_isolation(ordered)}
+    budget = run_disk_budget(ordered)
+    if budget is not None:
+        grader["disk_budget_mib"] = budget
+    document = {"submissions": [submission_json(r) for r in ordered], "grader": grader}
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -118,9 +120,16 @@ def run_isolation(results: list[SubmissionResult]) -> dict[str, str]:
     merged: dict[str, str] = {}
     for result in results:
         for layer, state in sorted(result.isolation.items()):
-            if merged.get(layer, "active") == "active":
+            if layer != DISK_BUDGET_KEY and merged.get(layer, "active") == "active":
                 merged[layer] = state
     return merged
+
+
+def run_disk_budget(results: list[SubmissionResult]) -> int | None:
+    """The disk budget of each submission in this run (MiB), as the sandbox reported it."""
+    budgets = {int(r.isolation[DISK_BUDGET_KEY]) for r in results
+               if r.isolation.get(DISK_BUDGET_KEY, "").isdigit()}
+    return max(budgets) if budgets else None
 
 
 def grades_csv(results: list[SubmissionResult]) -> str:

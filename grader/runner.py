@@ -45,6 +45,8 @@ class Options:
     checks: frozenset[str] | None = None  # "exercise.id:property" to run; None means all
     shrink: bool = True  # look for the smallest failing input (off in a student release)
     pack: Path | None = None  # the pack's folder; None: the active one (the bundled pack)
+    disk_bytes: int = sandbox.DEFAULT_DISK_BUDGET  # all files one submission writes, in total
+    allow_unsafe: bool = False  # grade even if a start-up probe read what it must not
 
     def runs(self, exercise: Exercise, prop: Property) -> bool:
         return self.checks is None or f"{exercise.id}:{prop.name}" in self.checks
@@ -55,7 +57,9 @@ class Options:
     def sandbox_settings(self) -> sandbox.Settings:
         return sandbox.Settings(isolate=self.isolate, memory_bytes=self.memory_bytes,
                                 cpu_seconds=int(self.limits.submission_seconds),
-                                cuda="cuda" in self.devices)
+                                cuda="cuda" in self.devices,
+                                protected=sandbox.protected_paths(self.chosen_pack().protected),
+                                disk_bytes=self.disk_bytes, allow_unsafe=self.allow_unsafe)
 
     def chosen_pack(self) -> pack.Pack:
         return pack.load(self.pack) if self.pack is not None else pack.current()

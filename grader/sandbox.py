@@ -15,6 +15,7 @@ every process of the worker is killed and the caller gets `WorkerTimeout` / `Wor
 from __future__ import annotations
 
 import atexit
+import glob
 import json
 import os
 import select
@@ -41,8 +42,16 @@ SUBMISSION_CAP_FILES = 500
 GRADING_UID = 65534  # nobody: used only when the Python installation is readable by it
 WORKER_MODULES = ("__init__.py", "worker.py", "wire.py", "codec.py", "fixtures.py",
                   "isolation.py")
-SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc",
-                     "/sys", "/dev", "/opt/conda", "/usr/local")
+SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys",
+                     "/opt/conda", "/usr/local")
+# Devices a worker may use (not /dev as a whole: as root that would include raw disks).
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/shm")
+# The system files of /proc that Python, torch and its libraries read (CPU, memory, kernel
+# settings); every /proc/<pid> but the worker's own stays closed.
+PROC_FILES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "filesystems",
+              "cgroups", "swaps", "vmstat", "sys")
+DEFAULT_DISK_BUDGET = 256 << 20
+WATCH_SECONDS = 0.05  # how often the disk watchdog measures (only without the disk layer)
 CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -63,6 +72,10 @@ class WorkerCrashed(WorkerFailure):
     """The worker process ended (exit, crash, killed) while a request was in flight."""
 
 
+class WorkerDiskFull(WorkerCrashed):
+    """The worker wrote more than the disk budget; the grader's watchdog stopped it."""
+
+
 @dataclass
 class Settings:
     """How to isolate workers (the machine decides what is available)."""
@@ -73,8 +86,16 @@ class Settings:
     processes: int = 64
     cuda: bool = False
     zygote: bool = True  # fork workers from a warm process that has imported torch
+    # folders no worker may read (the pack's solutions, checks, examples; the grader package),
+    # wherever they are installed; empty: `protected_paths()`
+    protected: tuple[Path, ...] = ()
+    disk_bytes: int = DEFAULT_DISK_BUDGET  # all files one submission's worker writes, in total
+    allow_unsafe: bool = False  # grade even when a start-up probe got through (see `verify`)
     # layers switched off after a worker could not start with them, and why
     disabled: dict[str, str] = field(default_factory=dict)
+
+    def protected_folders(self) -> tuple[Path, ...]:
+        return tuple(self.protected) or protected_paths()
 
 
 # --- what the machine offers (probed once per grader process) ---------------------------------
@@ -94,43 +115,62 @@ def runtime_dir() -> Path:
     return root
 
 
-def _protected_paths() -> list[Path]:
-    """What a worker must never read: the grader package (checks) and the pack's solutions."""
+def protected_paths(pack_folders: tuple[Path, ...] | None = None) -> tuple[Path, ...]:
+    """What a worker must never read, wherever it is installed: the grader package (in a wheel
+    it holds the bundled pack), the bundled pack's and the graded pack's solutions, checks,
+    examples and recorded answers (`pack.Pack.protected`; `pack_folders`, else the active
+    pack's)."""
     from grader import pack
 
-    package = Path(__file__).resolve().parent
-    return [package, *(pack.pack_folder(kind).resolve() for kind in ("solutions", "examples"))]
+    folders = [Path(__file__).resolve().parent, *pack.load(None).protected]
+    folders += pack.current().protected if pack_folders is None else pack_folders
+    return tuple(dict.fromkeys(Path(folder).resolve() for folder in folders))
 
 
-def _allow_all_but(root: Path, excluded: list[Path], allowed: list[str]) -> None:
-    """Allow `root` except the excluded paths below it (Landlock only adds permissions)."""
-    inside = [path for path in excluded if path == root or root in path.parents]
-    if not inside:
-        allowed.append(str(root))
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _allow_all_but(path: Path, protected: tuple[Path, ...], allowed: list[str]) -> None:
+    """Allow `path` except the protected folders below it. Landlock only adds permissions and
+    opens each granted path through its links, so the test is on real paths: a granted path
+    whose real target holds a protected folder is split like any other folder."""
+    real = path.resolve()
+    if not real.exists() or any(_inside(real, folder) for folder in protected):
         return
-    if root in inside:
+    below = [folder for folder in protected if real in folder.parents]
+    if not below:
+        allowed.append(str(real))
         return
     try:
-        children = sorted(root.iterdir())
+        children = sorted(real.iterdir())
     except OSError:
         return
     for child in children:
-        _allow_all_but(child, inside, allowed)
+        # A link inside a split folder is left out: its target is either in this folder
+        # (granted on its own) or elsewhere, where granting the folder whole would not reach.
+        if not child.is_symlink():
+            _allow_all_but(child, below, allowed)
+
+
+def _python_roots() -> set[Path]:
+    roots = {Path(sys.base_prefix), Path(sys.prefix), Path(sys.executable).resolve().parent,
+             Path(sysconfig.get_paths()["stdlib"])}
+    return roots | {Path(p) for p in site.getsitepackages() + [site.getusersitepackages()]}
 
 
 @cache
-def read_paths() -> tuple[str, ...]:
-    """Everything a worker may read: the system, the Python installation (minus the grader)."""
-    roots = {Path(p) for p in SYSTEM_READ_PATHS}
-    roots |= {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
-              Path(sys.executable).resolve().parent, Path(sysconfig.get_paths()["stdlib"])}
-    roots |= {Path(p).resolve() for p in site.getsitepackages() + [site.getusersitepackages()]}
-    excluded = _protected_paths()
+def read_paths(protected: tuple[Path, ...] = (), cuda: bool = False) -> tuple[str, ...]:
+    """Everything a worker may read: the system and the Python installation minus the protected
+    folders, a few devices, and in /proc a few system files (the worker adds its own entries,
+    `/proc/self`); never another process's. Every path is resolved before it is granted."""
+    protected = tuple(Path(folder).resolve() for folder in protected)
+    devices = list(DEVICES) + (sorted(glob.glob("/dev/nvidia*")) if cuda else [])
     allowed: list[str] = []
-    for root in sorted(roots):
-        if root.exists():
-            _allow_all_but(root.resolve(), excluded, allowed)
-    allowed.append(str(runtime_dir()))
+    for root in sorted({Path(p) for p in (*SYSTEM_READ_PATHS, *devices)} | _python_roots()):
+        _allow_all_but(root, protected, allowed)
+    allowed += [f"/proc/{name}" for name in PROC_FILES if os.path.exists(f"/proc/{name}")]
+    allowed += ["/proc/self", str(runtime_dir())]
     return tuple(dict.fromkeys(allowed))
 
 
@@ -274,6 +314,51 @@ def worker_environment(scratch: Path, *, cuda: bool, token: str) -> dict[str, st
     else:
         env["CUDA_VISIBLE_DEVICES"] = ""  # then pick_device() must answer cpu
     return env
+
+
+class DiskWatchdog:
+    """Measures a scratch folder (blocks really used, files) where no tmpfs caps it. It looks
+    every WATCH_SECONDS while the worker runs, so a submission can overshoot the budget by
+    what it writes in that time (tens of MiB on a fast disk) before it is stopped."""
+
+    def __init__(self, folder: Path | None, budget: int) -> None:
+        self.folder = folder
+        self.budget = budget
+        self.checked = time.monotonic()
+        self.used = 0  # bytes at the last measurement
+
+    def due(self) -> float:
+        """Seconds until the next measurement."""
+        return self.checked + WATCH_SECONDS - time.monotonic()
+
+    def over_budget(self) -> str | None:
+        """Why the folder is over budget, or None."""
+        self.checked = time.monotonic()
+        used = files = 0
+        pending = [str(self.folder)] if self.folder else []
+        while pending:
+            try:
+                entries = list(os.scandir(pending.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                files += 1
+                try:
+                    used += entry.stat(follow_symlinks=False).st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                except OSError:
+                    continue
+            if used > self.budget or files > isolation.DISK_INODES:
+                self.used = used
+                return disk_budget_text(self.budget)
+        self.used = used
+        return None
+
+
+def disk_budget_text(budget: int) -> str:
+    return (f"your code wrote more than this submission's disk budget of {budget >> 20} MiB "
+            "(all files it writes, together), so it was stopped")
 
 
 # --- the zygote: a warm process that forks workers -------------------------------------------
@@ -421,14 +506,18 @@ class Worker:
         self.isolation: dict[str, str] = {}
         self.notes: list[str] = []  # how the hand-in was read (zip, notebooks)
         self.starts = 0
+        self.is_probe = False  # a start-up probe (`grader.probe`) is not itself verified
+        self.watchdog: DiskWatchdog | None = None
 
     def policy(self) -> isolation.Policy:
         settings = self.settings
         assert self.scratch is not None
         uid = GRADING_UID if can_drop_uid() and "uid" not in settings.disabled else None
         return isolation.Policy(
-            scratch_dir=str(self.scratch), read_paths=list(read_paths()),
+            scratch_dir=str(self.scratch),
+            read_paths=list(read_paths(settings.protected_folders(), settings.cuda)),
             write_paths=[str(self.scratch), "/dev/null", "/dev/shm"],
+            disk_bytes=settings.disk_bytes if "disk" not in settings.disabled else None,
             cgroup_dir=str(self.cgroup) if self.cgroup else None,
             address_space_bytes=None if settings.cuda else settings.memory_bytes,
             cpu_seconds=settings.cpu_seconds, processes=settings.processes,
@@ -456,7 +545,8 @@ class Worker:
             for path in [self.scratch, *self.scratch.rglob("*")]:
                 os.lchown(path, GRADING_UID, GRADING_UID)
         os.chmod(self.scratch, 0o755)
-        parent = cgroup_parent() if self.settings.isolate else None
+        # A probe runs no student code: it needs no pids cgroup (nor the cleanup of one).
+        parent = cgroup_parent() if self.settings.isolate and not self.is_probe else None
         if parent is not None:
             group = parent / f"worker-{os.getpid()}-{id(self)}-{self.starts}"
             try:
@@ -469,7 +559,11 @@ class Worker:
     def start(self) -> None:
         """Start the worker; if it cannot even start under some layer, retry without it (the
         layer is then reported as unavailable, with the reason)."""
-        fallbacks = [(), ("landlock",), ("landlock", "seccomp", "network", "uid")]
+        if self.settings.isolate and not self.is_probe:
+            from grader import probe
+
+            probe.verify(self.settings)  # once per process: UnsafeSandbox if a probe got through
+        fallbacks = [(), ("landlock",), ("landlock", "seccomp", "network", "uid", "disk")]
         for attempt in range(len(fallbacks)):
             try:
                 self._start()
@@ -483,9 +577,24 @@ class Worker:
                 continue
             for layer, reason in self.settings.disabled.items():
                 self.isolation[layer] = f"unavailable: {reason}"
+            self._watch_disk()
             return
 
+    def _watch_disk(self) -> None:
+        """Without the disk layer (no mount namespace here), the grader enforces the budget."""
+        self.watchdog = None
+        if not self.settings.isolate:
+            return
+        state = self.isolation.get("disk", "")
+        if state != isolation.ACTIVE:
+            self.watchdog = DiskWatchdog(self.scratch, self.settings.disk_bytes)
+            self.isolation["disk"] = f"{state or 'unavailable'}; instead the grader measures " \
+                f"the scratch folder every {WATCH_SECONDS * 1000:g} ms and stops the worker " \
+                "past the budget"
+        self.isolation[isolation.DISK_BUDGET_KEY] = str(self.settings.disk_bytes >> 20)
+
     def _start(self) -> None:
+        self.watchdog = None
         self._prepare()
         become_subreaper()
         self.token = f"{os.getpid()}-{id(self)}-{self.starts}"
@@ -538,15 +647,19 @@ class Worker:
         deadline = time.monotonic() + timeout
         poller = select.poll()
         poller.register(self.from_worker, select.POLLIN | select.POLLHUP)
+        watchdog = self.watchdog
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
                 raise WorkerTimeout(f"no answer within {timeout:g} s", self.output_tail())
-            if poller.poll(remaining * 1000):
+            wait = remaining if watchdog is None else max(0.0, min(remaining, watchdog.due()))
+            if poller.poll(wait * 1000):
                 break
+            if watchdog is not None:
+                self._enforce(watchdog)
         try:
-            return wire.receive(self.from_worker)
+            reply = wire.receive(self.from_worker)
         except wire.WireError as error:
             code = None
             if self.process is not None:  # a zygote's child is reaped by the zygote: no code
@@ -564,6 +677,15 @@ class Worker:
                                     output) from None
             raise WorkerCrashed(f"the worker sent an unreadable answer ({error})", output) \
                 from None
+        if watchdog is not None and watchdog.due() <= 0:
+            self._enforce(watchdog)
+        return reply
+
+    def _enforce(self, watchdog: DiskWatchdog) -> None:
+        over = watchdog.over_budget()
+        if over:
+            self.kill()
+            raise WorkerDiskFull(over, self.output_tail())
 
     def output_tail(self) -> str:
         """The last bytes the student's code printed (capped)."""
@@ -591,7 +713,7 @@ class Worker:
                 except subprocess.TimeoutExpired:
                     pass
                 isolation.kill_adopted(self.token, self.pid, reap=True)
-            else:
+            elif not self.is_probe:  # a probe started nothing that could have escaped
                 zygote().cleanup(self.token, self.pid)
             for fd in (self.to_worker, self.from_worker):
                 try:

@@ -10,6 +10,7 @@ parent).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import random
@@ -28,6 +29,7 @@ class Worker:
     """Answers the grader's requests about one submission."""
 
     isolation: dict[str, str] = {}
+    disk_budget: int | None = None  # bytes, when the scratch folder is a tmpfs of that size
 
     def __init__(self, submission_dir: Path) -> None:
         self.submission_dir = submission_dir.resolve()
@@ -48,6 +50,8 @@ class Worker:
             return self.load(request["part"])
         if operation == "call":
             return self.call(request)
+        if operation == "probe":  # the start-up probe (`grader.probe`), before any student code
+            return {"status": "ok", "reads": [try_read(path) for path in request["paths"]]}
         if operation == "reset":
             self.handles.clear()
             return {"status": "ok"}
@@ -138,6 +142,15 @@ class Worker:
 KIND = "__kind__"
 
 
+def try_read(path: str) -> dict:
+    """What a submission would get from reading `path`: bytes, or the error."""
+    try:
+        with open(path, "rb") as handle:
+            return {"read": len(handle.read(64))}
+    except OSError as error:
+        return {"error": f"{type(error).__name__}: {error.strerror or error}"}
+
+
 def _memory_range(value: Any) -> tuple[int, int] | None:
     import numpy as np
     import torch
@@ -211,6 +224,9 @@ def describe_error(error: BaseException, submission_dir: Path) -> dict:
             message = str(error)
         except Exception:  # noqa: BLE001
             message = "(the error message could not be read)"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC and Worker.disk_budget:
+        message += (f" (your code wrote more than this submission's disk budget of "
+                    f"{Worker.disk_budget >> 20} MiB: all files it writes, together)")
     message = _ADDRESS.sub("0x...", message)
     if len(message) > 600:
         message = message[:597] + "..."
@@ -272,6 +288,8 @@ def run_isolated(fd_in: int, fd_out: int, policy_json: str) -> None:
     sys.path.insert(0, str(submission_dir))
     sys.dont_write_bytecode = True  # never write __pycache__ into a student's folder
     Worker.isolation = report
+    if report.get("disk") == isolation.ACTIVE:
+        Worker.disk_budget = policy.disk_bytes
     serve(fd_in, fd_out, submission_dir)
     os._exit(0)
 

@@ -1,6 +1,10 @@
-"""Hostile submissions, graded in one batch with honest neighbours.
+"""Hostile submissions, graded in one batch with honest neighbours, twice: by this source tree
+(the editable install the test suite runs) and by the `grader` command of a wheel installed
+into a fresh venv (a regular install, as an instructor, a Gradescope image or a CI job has it),
+so that no install layout can hide a hole (a venv's `lib64 -> lib` once exposed the bundled
+solutions to a regular install only).
 
-Each attack is bounded (time, memory actually touched, process count, loopback only) and
+Each attack is bounded (time, memory actually touched, disk, process count, loopback only) and
 lives in one exercise of `tensors.py` (or its import), so the assertions can say exactly what
 it must cost: its own exercise at most, never full marks for the attack, never anything for the
 neighbours.
@@ -8,8 +12,13 @@ neighbours.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -17,12 +26,21 @@ from pathlib import Path
 import pytest
 
 from grader import isolation, pack, runner
+from grader.results import ExerciseResult, SubmissionResult
 from grader.session import Limits
 
-from .conftest import copy_solutions, statuses
+from .conftest import ROOT, copy_solutions, statuses
 
 SLEEP_MARKER = "3617"  # the forked children exec `sleep 3617`: findable in /proc afterwards
 SECRET = "grader-secret-token-0123456789"
+DISK_FILL_MIB = 3 * 1024  # what the disk attack tries to write (in 32 MiB files)
+DEFAULT_DISK_BUDGET_MIB = 256
+
+
+@pytest.fixture(autouse=True, scope="module")
+def bundled_pack() -> None:
+    """Grade with the bundled pack (grading with another pack makes that one the active one)."""
+    pack.activate(None)
 
 
 def honest_statuses() -> dict[str, str]:
@@ -76,17 +94,60 @@ def sleepers() -> list[int]:
     return found
 
 
-@pytest.fixture(scope="module")
-def attack_batch(tmp_path_factory: pytest.TempPathFactory):
-    """Grade every attack and two honest neighbours in one batch, two at a time."""
-    root = tmp_path_factory.mktemp("attacks")
-    out = tmp_path_factory.mktemp("out")
-    submissions = root / "class"
-    server = LoopbackServer()
-    solutions_file = pack.pack_folder("solutions") / "tensors.py"
-    for name in ("honest_a", "honest_z"):
-        copy_solutions(submissions / name, parts=("tensors",))
-    attacks = {
+# The solution hunt: a submission of untouched stubs that searches the machine for the pack's
+# `solutions/tensors.py` and, if it can read one, takes every definition from it (full marks).
+# It tries the real path, every site-packages through `lib` and `lib64`, the paths named by an
+# editable install's finder, every process's working folder, and walks the installed grader.
+HUNT = """
+import glob as _glob
+import os as _os
+import re as _re
+import sys as _sys
+
+
+def _candidates():
+    yield {known!r}
+    roots = []
+    for entry in _sys.path:
+        roots += [entry, entry.replace("/lib/", "/lib64/")]
+    for root in roots:
+        yield _os.path.join(root, "grader", "bundled", "solutions", "tensors.py")
+    for pattern in ("lib", "lib64"):
+        for finder in _glob.glob(_os.path.join(_sys.prefix, pattern, "python*", "site-packages",
+                                               "__editable__*finder.py")):
+            try:
+                with open(finder) as handle:
+                    text = handle.read()
+            except OSError:
+                continue
+            for folder in _re.findall(r"'([^']*solutions)'", text):
+                yield _os.path.join(folder, "tensors.py")
+    for pid in range(1, 32769):
+        yield f"/proc/{{pid}}/cwd/solutions/tensors.py"
+    for root in roots:
+        for folder, _, files in _os.walk(_os.path.join(root, "grader"), followlinks=True):
+            if _os.path.basename(folder) == "solutions" and "tensors.py" in files:
+                yield _os.path.join(folder, "tensors.py")
+
+
+_stolen = {{}}
+for _path in _candidates():
+    try:
+        with open(_path) as _handle:
+            _source = _handle.read()
+    except OSError:
+        continue
+    exec(compile(_source, _path, "exec"), _stolen)
+    break
+globals().update({{name: value for name, value in _stolen.items()
+                  if callable(value) and not name.startswith("_")}})
+"""
+
+
+def attacks(*, port: int, known_solutions: Path, neighbour: Path, out: Path) -> dict[str, str]:
+    """Each attack's code, appended to the solutions' `tensors.py` (`hunts_solutions`: to the
+    stubs')."""
+    found = {
         "endless_loop": """
             def softmax(x, dim):
                 while True:
@@ -118,25 +179,16 @@ def attack_batch(tmp_path_factory: pytest.TempPathFactory):
         "network": f"""
             import socket
 
-            for family, address in ((socket.AF_INET, ("127.0.0.1", {server.port})),):
+            for family, address in ((socket.AF_INET, ("127.0.0.1", {port})),):
                 try:
                     with socket.create_connection(address, timeout=1) as leak:
                         leak.sendall(b"answers please")
                 except OSError:
                     pass
         """,
-        "reads_solutions": f"""
-            def softmax(x, dim):
-                try:
-                    namespace = {{}}
-                    exec(open({str(solutions_file)!r}).read(), namespace)
-                    return namespace["softmax"](x, dim)
-                except OSError:
-                    return x
-        """,
+        "hunts_solutions": HUNT.format(known=str(known_solutions)),
         "writes_elsewhere": f"""
-            for target in ({str(submissions / "honest_z" / "tensors.py")!r},
-                           {str(out / "pwned.txt")!r}):
+            for target in ({str(neighbour)!r}, {str(out / "pwned.txt")!r}):
                 try:
                     with open(target, "w") as handle:
                         handle.write("def softmax(x, dim):\\n    raise RuntimeError('pwned')\\n")
@@ -149,6 +201,52 @@ def attack_batch(tmp_path_factory: pytest.TempPathFactory):
             def one_hot(labels, num_classes):
                 raise RuntimeError("token: " + os.environ.get("GRADER_TEST_SECRET", "none"))
         """,
+        # Every process's environment and command line, the grader's among them.
+        "reads_grader_environment": """
+            import os
+
+            def _scan():
+                environs = cmdlines = 0
+                secret = False
+                for pid in range(1, 32769):
+                    if pid == os.getpid():
+                        continue
+                    try:
+                        with open(f"/proc/{pid}/environ", "rb") as handle:
+                            secret = secret or b"GRADER_TEST_SECRET" in handle.read()
+                        environs += 1
+                    except OSError:
+                        pass
+                    try:
+                        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                            handle.read()
+                        cmdlines += 1
+                    except OSError:
+                        pass
+                return f"environments read: {environs}, command lines read: {cmdlines}, " \\
+                    f"secret seen: {secret}"
+
+            _SEEN = _scan()
+
+            def pick_per_row(A, idx):
+                raise RuntimeError(_SEEN)
+        """,
+        # 3 GiB in 32 MiB files (each under the file-size limit) into the scratch folder.
+        "fills_disk": f"""
+            import os
+
+            def concat(tensors, dim):
+                try:
+                    for index in range({DISK_FILL_MIB // 32}):
+                        with open(f"fill-{{index}}.bin", "wb") as handle:
+                            for _ in range(32):
+                                handle.write(bytes(1 << 20))
+                except OSError as error:
+                    held = sum(entry.stat().st_size for entry in os.scandir("."))
+                    raise OSError(error.errno, f"{{error.strerror}} [holding {{held >> 20}} MiB "
+                                  f"in {{os.getcwd()}}]") from None
+                return torch.cat(tensors, dim)
+        """,
         "patches_the_checks": """
             import torch
             import torch.testing
@@ -160,37 +258,142 @@ def attack_batch(tmp_path_factory: pytest.TempPathFactory):
                 return x[: len(idx)]
         """,
     }
-    if isolation.landlock_abi() >= 6 or os.geteuid() != 0:
-        # Signals to the grader are blocked by Landlock's scope (ABI 6) or, for an ordinary
-        # user, by... nothing: the grader shares the uid, so only run this where it is safe.
-        if isolation.landlock_abi() >= 6:
-            attacks["kills_the_grader"] = """
-                import os
-                import signal
+    if isolation.landlock_abi() >= 6:
+        # Signals to the grader are blocked by Landlock's scope (ABI 6); elsewhere (an ordinary
+        # user shares the grader's uid) only run this where it is safe.
+        found["kills_the_grader"] = """
+            import os
+            import signal
 
-                def dot(u, v):
-                    for sig in (signal.SIGTERM, signal.SIGKILL):
-                        try:
-                            os.kill(os.getppid(), sig)
-                        except OSError:
-                            pass
-                    return torch.dot(u, v)
-            """
-    for name, source in attacks.items():
-        add_code(copy_solutions(submissions / name, parts=("tensors",)), source)
-    options = runner.Options(only=("tensors",), memory_bytes=3 << 30,
-                             limits=Limits(import_seconds=10, call_seconds=3,
-                                           exercise_seconds=30))
-    previous = os.environ.get("GRADER_TEST_SECRET")
-    os.environ["GRADER_TEST_SECRET"] = SECRET
+            def dot(u, v):
+                for sig in (signal.SIGTERM, signal.SIGKILL):
+                    try:
+                        os.kill(os.getppid(), sig)
+                    except OSError:
+                        pass
+                return torch.dot(u, v)
+        """
+    return found
+
+
+def write_class(submissions: Path, out: Path, port: int) -> None:
+    """The honest neighbours and one submission per attack."""
+    for name in ("honest_a", "honest_z"):
+        copy_solutions(submissions / name, parts=("tensors",))
+    sources = attacks(port=port, known_solutions=pack.pack_folder("solutions") / "tensors.py",
+                      neighbour=submissions / "honest_z" / "tensors.py", out=out)
+    for name, source in sources.items():
+        if name == "hunts_solutions":
+            folder = submissions / name
+            folder.mkdir(parents=True)
+            shutil.copy(pack.pack_folder("exercises") / "tensors.py", folder / "tensors.py")
+        else:
+            folder = copy_solutions(submissions / name, parts=("tensors",))
+        add_code(folder, source)
+
+
+# --- a regular install: a wheel in a fresh venv ----------------------------------------------
+
+
+def _run(command: list, **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(part) for part in command], capture_output=True, text=True,
+                          **kwargs)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, command))} failed:\n{done.stdout}\n"
+                             f"{done.stderr}")
+    return done
+
+
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    """What copying the source tree leaves out: caches, and at the top, builds and the venv."""
+    left_out = {"__pycache__", ".hypothesis", ".ruff_cache"}
+    if Path(folder) == ROOT:
+        left_out |= {".venv", ".git", "build", "dist", "grading-report", "report.html"}
+    return {name for name in names if name in left_out or name.endswith(".egg-info")}
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This environment without the PYTHON* variables that would import this source tree."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    return env | extra
+
+
+@pytest.fixture(scope="session")
+def wheel_grader(tmp_path_factory: pytest.TempPathFactory):
+    """The `grader` command of this source tree built as a wheel and installed with torch into
+    a fresh venv (no system site-packages), once per test session; removed afterwards."""
+    import torch
+
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=_not_source)
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+          "--wheel-dir", root / "dist", source], env=clean_environment())
+    (wheel,) = (root / "dist").glob("*.whl")
+    venv = root / "venv"
+    _run([sys.executable, "-m", "venv", venv], env=clean_environment())
+    torch_version = torch.__version__.split("+")[0]
+    _run([venv / "bin" / "python", "-m", "pip", "install", "--quiet",
+          f"torch=={torch_version}", wheel], env=clean_environment())
+    yield venv / "bin" / "grader"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def results_from_json(path: Path) -> dict[str, SubmissionResult]:
+    """results.json read back into results (every submission gets the run's isolation)."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    run = document["grader"]
+    report = dict(run["isolation"])
+    report[isolation.DISK_BUDGET_KEY] = str(run["disk_budget_mib"])
+    return {submission["id"]: SubmissionResult(
+        submission["id"],
+        [ExerciseResult(ex["id"], ex["score"], ex["max_score"], ex["status"], ex["feedback"])
+         for ex in submission["exercises"]],
+        isolation=report) for submission in document["submissions"]}
+
+
+# --- the batch, under each install -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["editable", pytest.param("wheel", marks=pytest.mark.slow)])
+def attack_batch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Grade every attack and two honest neighbours in one batch, two at a time."""
+    root = tmp_path_factory.mktemp("attacks")
+    out = tmp_path_factory.mktemp("out")
+    submissions = root / "class"
+    server = LoopbackServer()
+    write_class(submissions, out, server.port)
     try:
-        results = {result.id: result for result in runner.grade_batch(
-            runner.submission_folders(submissions), options, jobs=2)}
+        if request.param == "wheel":
+            grader = request.getfixturevalue("wheel_grader")
+            venv = grader.parent.parent
+            assert (venv / "lib64").is_symlink()  # the layout that once leaked the solutions
+            where = _run([venv / "bin" / "python", "-c", "import grader; print(grader.__file__)"],
+                         env=clean_environment(), cwd=root).stdout
+            assert where.startswith(str(venv))
+            _run([grader, "grade", submissions, "--out", out, "-j", "2", "--only", "tensors",
+                  "--device", "cpu"], env=clean_environment(GRADER_TEST_SECRET=SECRET),
+                 cwd=root, timeout=900)
+            results = results_from_json(out / "results.json")
+        else:
+            options = runner.Options(only=("tensors",), memory_bytes=3 << 30,
+                                     limits=Limits(import_seconds=10, call_seconds=3,
+                                                   exercise_seconds=30))
+            previous = os.environ.get("GRADER_TEST_SECRET")
+            os.environ["GRADER_TEST_SECRET"] = SECRET
+            try:
+                results = {result.id: result for result in runner.grade_batch(
+                    runner.submission_folders(submissions), options, jobs=2)}
+            finally:
+                if previous is None:
+                    os.environ.pop("GRADER_TEST_SECRET", None)
     finally:
-        if previous is None:
-            os.environ.pop("GRADER_TEST_SECRET", None)
         server.stop()
     return results, server, out
+
+
+def feedback(result: SubmissionResult, exercise_id: str) -> str:
+    return {ex.id: ex.feedback for ex in result.exercises}[exercise_id]
 
 
 def test_honest_neighbours_keep_full_marks(attack_batch) -> None:
@@ -202,8 +405,9 @@ def test_honest_neighbours_keep_full_marks(attack_batch) -> None:
 @pytest.mark.parametrize("attack, exercise_id, status", [
     ("endless_loop", "tensors.softmax", "timeout"),
     ("memory_hog", "tensors.dot", "error"),
-    ("reads_solutions", "tensors.softmax", "failed"),
     ("leaks_environment", "tensors.one_hot", "error"),
+    ("reads_grader_environment", "tensors.pick_per_row", "error"),
+    ("fills_disk", "tensors.concat", "error"),
     ("patches_the_checks", "tensors.select_rows", "failed"),
 ])
 def test_an_attack_costs_exactly_its_exercise(attack_batch, attack: str, exercise_id: str,
@@ -213,17 +417,51 @@ def test_an_attack_costs_exactly_its_exercise(attack_batch, attack: str, exercis
     assert statuses(results[attack]) == expected
 
 
-def test_memory_hog_is_stopped_by_the_address_space_limit(attack_batch) -> None:
+def test_the_solutions_are_found_nowhere(attack_batch) -> None:
+    """The hunt reads no solution file under either install: its stubs score nothing."""
     results, _, _ = attack_batch
-    feedback = {ex.id: ex.feedback for ex in results["memory_hog"].exercises}["tensors.dot"]
-    assert "MemoryError" in feedback
+    hunt = results["hunts_solutions"]
+    assert hunt.score == 0
+    assert set(statuses(hunt).values()) == {"error"}
+    assert "Not implemented yet" in feedback(hunt, "tensors.softmax")
+
+
+def test_the_solution_hunt_scores_full_marks_without_the_sandbox(tmp_path: Path) -> None:
+    """The same hunt, unsandboxed, finds the solutions: the test above can fail."""
+    folder = tmp_path / "hunts_solutions"
+    folder.mkdir()
+    shutil.copy(pack.pack_folder("exercises") / "tensors.py", folder / "tensors.py")
+    add_code(folder, HUNT.format(known=str(pack.pack_folder("solutions") / "tensors.py")))
+    result = runner.grade_submission(folder, runner.Options(only=("tensors",), isolate=False,
+                                                            examples=2))
+    assert result.score == result.max_score
+
+
+def test_the_grader_environment_and_other_processes_are_hidden(attack_batch) -> None:
+    results, _, _ = attack_batch
+    seen = feedback(results["reads_grader_environment"], "tensors.pick_per_row")
+    assert "environments read: 0, command lines read: 0, secret seen: False" in seen
 
 
 def test_the_environment_holds_no_grader_secrets(attack_batch) -> None:
     results, _, _ = attack_batch
-    feedback = {ex.id: ex.feedback for ex in results["leaks_environment"].exercises}
-    assert "token: none" in feedback["tensors.one_hot"]
-    assert SECRET not in str(feedback)
+    text = feedback(results["leaks_environment"], "tensors.one_hot")
+    assert "token: none" in text
+    assert SECRET not in str([ex.feedback for ex in results["leaks_environment"].exercises])
+
+
+def test_filling_the_disk_stops_at_the_budget(attack_batch) -> None:
+    results, _, _ = attack_batch
+    text = feedback(results["fills_disk"], "tensors.concat")
+    assert f"disk budget of {DEFAULT_DISK_BUDGET_MIB} MiB" in text
+    held = re.search(r"holding (\d+) MiB in (\S+)\]", text)
+    assert held, text
+    assert int(held.group(1)) <= DEFAULT_DISK_BUDGET_MIB < DISK_FILL_MIB
+    scratch = Path(held.group(2)).parent
+    assert scratch.name.startswith("torch-grader-")
+    assert not scratch.exists()  # the scratch folder is removed after grading
+    assert results["fills_disk"].isolation["disk"] == "active"
+    assert results["fills_disk"].isolation[isolation.DISK_BUDGET_KEY] == "256"
 
 
 def test_the_network_is_closed(attack_batch) -> None:
@@ -254,21 +492,26 @@ def test_an_output_flood_costs_at_most_its_exercise(attack_batch) -> None:
     assert flood == {k: v for k, v in honest_statuses().items() if k != "tensors.swap"}
 
 
+def test_memory_hog_is_stopped_by_the_address_space_limit(attack_batch) -> None:
+    results, _, _ = attack_batch
+    assert "MemoryError" in feedback(results["memory_hog"], "tensors.dot")
+
+
 def test_signals_to_the_grader_are_blocked(attack_batch) -> None:
     results, _, _ = attack_batch
     if "kills_the_grader" not in results:
-        pytest.skip("no layer here blocks signals to the grader (Landlock ABI < 6, root)")
+        pytest.skip("no layer here blocks signals to the grader (Landlock ABI < 6)")
     assert statuses(results["kills_the_grader"]) == honest_statuses()
 
 
 def test_isolation_layers_are_reported(attack_batch) -> None:
     results, _, _ = attack_batch
     report = results["honest_a"].isolation
-    assert set(report) == set(isolation.LAYERS)
+    assert set(report) == set(isolation.LAYERS) | {isolation.DISK_BUDGET_KEY}
     assert report["limits"] == "active"
     assert report["orphans"] == "active"
-    for state in report.values():
-        assert state == "active" or state.startswith(("off:", "unavailable:"))
+    for layer in isolation.LAYERS:
+        assert report[layer] == "active" or report[layer].startswith(("off:", "unavailable:"))
 
 
 def children_of(pid: int) -> list[int]:
@@ -295,8 +538,6 @@ def descendants(pid: int) -> list[int]:
 
 def test_workers_die_with_a_killed_grader(tmp_path: Path) -> None:
     import signal
-    import subprocess
-    import sys
     import time
 
     folder = copy_solutions(tmp_path / "sleepy", parts=("tensors",))

@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from grader import codec, sandbox
+from grader import codec, pack, sandbox
 
 from .conftest import copy_solutions
+
+
+@pytest.fixture(autouse=True, scope="module")
+def bundled_pack() -> None:
+    """Grade with the bundled pack (grading with another pack makes that one the active one)."""
+    pack.activate(None)
 
 
 def call(worker: sandbox.Worker, name: str, *args, timeout: float = 10) -> dict:
@@ -94,3 +100,106 @@ def test_workers_of_the_warmed_zygote_can_compute_on_many_threads(tmp_path: Path
                      "    (big @ big).softmax(1).sum()\n    return x.numel()\n")
     with sandbox.Worker(folder) as worker:
         assert call(worker, "count_elements", torch.ones(3), timeout=20)["value"] == 3
+
+
+# --- what a worker may read ------------------------------------------------------------------
+
+
+def test_the_allow_list_resolves_links_before_granting(tmp_path: Path) -> None:
+    """A venv's `lib64 -> lib` and links inside a split folder never grant a protected one."""
+    venv = tmp_path / "venv"
+    site_packages = venv / "lib" / "python3.11" / "site-packages"
+    solutions = site_packages / "grader" / "bundled" / "solutions"
+    solutions.mkdir(parents=True)
+    (solutions / "tensors.py").write_text("def softmax(x, dim): ...\n")
+    (site_packages / "numpy").mkdir()
+    (venv / "bin").mkdir()
+    (venv / "lib64").symlink_to("lib")
+    (site_packages / "up").symlink_to("../..")  # a link to a folder that holds the grader
+    (site_packages / "into").symlink_to("grader/bundled")  # and one into it
+    protected = (site_packages / "grader",)
+    allowed: list[str] = []
+    for root in (venv, venv / "lib64", venv / "lib64" / "python3.11" / "site-packages"):
+        sandbox._allow_all_but(root, protected, allowed)
+    assert str(site_packages / "numpy") in allowed and str(venv / "bin") in allowed
+    for granted in map(Path, allowed):
+        assert granted.resolve() == granted  # only real paths are granted
+        # neither the protected folder, nor anything in it, nor a folder that holds it
+        assert not granted.is_relative_to(protected[0]), granted
+        assert not protected[0].is_relative_to(granted), granted
+
+
+def test_a_worker_reads_its_own_proc_entries_and_no_other_process(tmp_path: Path) -> None:
+    import torch
+
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    with open(folder / "tensors.py", "a") as handle:
+        handle.write(
+            "\n\nimport os\n\ndef count_elements(x):\n"
+            "    seen = []\n"
+            "    for path in ('/proc/self/status', '/proc/cpuinfo', f'/proc/{os.getppid()}/"
+            "cmdline', '/proc/1/environ', f'/proc/{os.getppid()}/environ', '/dev/vda'):\n"
+            "        try:\n"
+            "            open(path, 'rb').read(1)\n"
+            "            seen.append('read')\n"
+            "        except OSError as error:\n"
+            "            seen.append(type(error).__name__)\n"
+            "    return ' '.join(seen)\n")
+    with sandbox.Worker(folder) as worker:
+        seen = call(worker, "count_elements", torch.ones(2))["value"].split()
+    assert seen[:2] == ["read", "read"]
+    assert seen[2:5] == ["PermissionError"] * 3
+    assert seen[5] in {"PermissionError", "FileNotFoundError"}  # no raw disk, even as root
+
+
+# --- the disk budget -------------------------------------------------------------------------
+
+FILL = ("\n\nimport os\n\ndef count_elements(x):\n"
+        "    for index in range(96):\n"
+        "        with open(f'fill-{index}.bin', 'wb') as handle:\n"
+        "            for _ in range(32):\n"
+        "                handle.write(bytes(1 << 20))\n"
+        "    return x.numel()\n")
+
+
+def test_the_disk_budget_is_a_tmpfs_that_vanishes(tmp_path: Path) -> None:
+    import torch
+
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    with open(folder / "tensors.py", "a") as handle:
+        handle.write(FILL)
+    with sandbox.Worker(folder, settings=sandbox.Settings(disk_bytes=64 << 20)) as worker:
+        reply = call(worker, "count_elements", torch.ones(2), timeout=60)
+        assert worker.isolation["disk"] == "active"
+        scratch = worker.scratch
+        assert scratch is not None
+        assert sorted(path.name for path in scratch.rglob("*.bin")) == []  # not on the disk
+        assert reply["status"] == "error"
+        assert reply["error"]["type"] == "OSError"
+        assert "No space left on device" in reply["error"]["message"]
+        assert "disk budget of 64 MiB" in reply["error"]["message"]
+        assert call(worker, "dot", torch.ones(2), torch.ones(2))["status"] == "ok"
+    assert not scratch.exists()
+
+
+def test_without_the_disk_layer_a_watchdog_stops_the_worker(tmp_path: Path) -> None:
+    import torch
+
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    with open(folder / "tensors.py", "a") as handle:
+        handle.write(FILL)
+    budget = 64 << 20
+    settings = sandbox.Settings(disk_bytes=budget, disabled={"disk": "turned off by a test"})
+    with sandbox.Worker(folder, settings=settings) as worker:
+        worker.start()
+        assert worker.isolation["disk"].startswith("unavailable: turned off by a test; instead "
+                                                   "the grader measures the scratch folder")
+        scratch = worker.scratch
+        watchdog = worker.watchdog
+        assert scratch is not None and watchdog is not None
+        with pytest.raises(sandbox.WorkerDiskFull, match="disk budget of 64 MiB"):
+            call(worker, "count_elements", torch.ones(2), timeout=60)
+        assert not scratch.exists()  # killed, and its scratch folder removed
+        # Stopped within one measurement of the budget (the overshoot noted in the README).
+        assert budget < watchdog.used < budget + (256 << 20), watchdog.used >> 20
+        assert call(worker, "dot", torch.ones(2), torch.ones(2))["status"] == "ok"
