@@ -20,7 +20,7 @@ import hypothesis
 import numpy as np
 import torch
 
-from grader import codec
+from grader import codec, return_types
 from grader.describe import describe, shape_text, type_name
 from grader.failures import (
     ForbiddenCall,
@@ -29,6 +29,7 @@ from grader.failures import (
     NotImplementedYet,
     StudentError,
     TimedOut,
+    WrongType,
 )
 from grader.session import Reply, SubmissionSession
 from grader.spec import Exercise
@@ -70,6 +71,10 @@ class Context:
         reply = self._checked(self._call(target, args, {}, report_args=True,
                                          forbid=self.exercise.forbid,
                                          watch_autograd=watch_autograd))
+        declared = return_types.declared(getattr(self.reference_module, self.exercise.name,
+                                                 None))
+        if declared is not None:  # every exercise: the type its reference declares
+            self.expect_type(reply.value, declared[0], "the result", declared[1])
         if self.exercise.inputs_unchanged and reply.args_after is not None:
             for (name, before), after in zip(self.inputs, reply.args_after, strict=False):
                 if isinstance(before, torch.Tensor):
@@ -225,11 +230,15 @@ class Context:
 
     def expect_type(self, value: Any, kinds: type | tuple[type, ...], what: str,
                     wanted: str) -> None:
-        """A wrong return type is an `error` (as the results contract says)."""
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in
-                                            (kinds if isinstance(kinds, tuple) else (kinds,))):
-            self.error(f"returned {type_name(value)} for {what}, but {wanted} is expected: "
-                       f"{describe(value)}")
+        """A wrong return type is an `error` (as the results contract says): the one path by
+        which every check and exercise reports it, naming the expected and the received type.
+        """
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise WrongType(what=what, expected=return_types.type_text(kinds),
+                            received=return_types.value_type_text(value), wanted=wanted,
+                            got=type_name(value), shown=describe(value),
+                            inputs=self.input_text())
 
     def expect_tensor(self, got: Any, expected: torch.Tensor, what: str = "the returned tensor",
                       *, rtol: float | None = None, atol: float | None = None,

@@ -30,6 +30,19 @@ class StudentError(Exception):
     status = ERROR
 
 
+class WrongType(StudentError):
+    """The student's code returned a value of the wrong Python type: an `error`, as the
+    results contract says, whichever exercise and check found it. The message names the
+    expected and the received type."""
+
+    def __init__(self, *, what: str, expected: str, received: str, wanted: str, got: str,
+                 shown: str, inputs: str = "") -> None:
+        super().__init__(f"Your code returned {got} for {what}, but {wanted} is expected "
+                         f"(wrong type: expected {expected}, got {received}): {shown}{inputs}")
+        self.expected = expected
+        self.received = received
+
+
 class Abort(BaseException):
     """Stop checking this property now (no shrinking)."""
 
