@@ -169,7 +169,8 @@ def read_paths(protected: tuple[Path, ...] = (), cuda: bool = False) -> tuple[st
     allowed: list[str] = []
     for root in sorted({Path(p) for p in (*SYSTEM_READ_PATHS, *devices)} | _python_roots()):
         _allow_all_but(root, protected, allowed)
-    allowed += [f"/proc/{name}" for name in PROC_FILES if os.path.exists(f"/proc/{name}")]
+    proc = PROC_FILES + (("driver",) if cuda else ())  # the NVIDIA driver's /proc/driver/nvidia
+    allowed += [f"/proc/{name}" for name in proc if os.path.exists(f"/proc/{name}")]
     allowed += ["/proc/self", str(runtime_dir())]
     return tuple(dict.fromkeys(allowed))
 
