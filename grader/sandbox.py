@@ -122,7 +122,11 @@ def protected_paths(pack_folders: tuple[Path, ...] | None = None) -> tuple[Path,
     pack's)."""
     from grader import pack
 
-    folders = [Path(__file__).resolve().parent, *pack.load(None).protected]
+    folders = [Path(__file__).resolve().parent]
+    try:
+        folders += pack.load(None).protected
+    except pack.PackError:
+        pass  # no usable bundled pack here: the graded one is protected below
     folders += pack.current().protected if pack_folders is None else pack_folders
     return tuple(dict.fromkeys(Path(folder).resolve() for folder in folders))
 
