@@ -46,16 +46,27 @@ def test_every_probe_is_contained_here() -> None:
 
 
 def test_without_landlock_the_probes_get_through() -> None:
-    probes = probe.run(settings(disabled={"landlock": "removed by this test"}))
+    # As an ordinary user the worker's namespaces sit in a user namespace of their own, which
+    # alone refuses the grader's environ (reading it needs ptrace rights there): remove them too.
+    removed = dict.fromkeys(("landlock", "network", "disk"), "removed by this test")
+    probes = probe.run(settings(disabled=removed))
     protected_file, environment = probes
     assert not protected_file.contained
     assert protected_file.saw == "read 64 bytes"
     assert protected_file.layer_state.startswith("unavailable: removed by this test")
     if not sandbox.can_drop_uid():  # a dropped uid alone keeps the grader's environ closed
         assert not environment.contained
+        assert environment.saw == "read 64 bytes"
     with pytest.raises(probe.UnsafeSandbox, match="The landlock layer must stop that"):
-        probe.verify(settings(disabled={"landlock": "removed by this test"}))
-    assert probe.verify(settings(disabled={"landlock": "removed"}, allow_unsafe=True))
+        probe.verify(settings(disabled=removed))
+    assert probe.verify(settings(disabled=removed, allow_unsafe=True))
+
+
+def test_an_ordinary_users_namespace_also_hides_the_grader_environment() -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root's workers use no user namespace")
+    _, environment = probe.run(settings(disabled={"landlock": "removed by this test"}))
+    assert environment.contained, environment
 
 
 @pytest.fixture
