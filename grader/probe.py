@@ -4,8 +4,9 @@ through.
 
 A layer reported "active" can still leak (a venv's `lib64 -> lib` link once granted the whole of
 `lib`, solutions included), so the grader does not take the layers' word for it: it reads, from
-inside, one protected file and the grader's own `/proc/<pid>/environ`. Each is tried once per
-grading process (a few ms with a warm zygote); `grader doctor` shows what was tried and seen.
+inside, one protected file and the grader's own `/proc/<pid>/environ`. The first worker of each
+grading process tries them as soon as it started, before it imports a single student file (one
+round trip, ~1 ms); `grader doctor` shows what was tried and seen.
 """
 
 from __future__ import annotations
@@ -60,47 +61,74 @@ def targets(settings: sandbox.Settings) -> list[tuple[str, str, str]]:
     return found
 
 
-def run(settings: sandbox.Settings) -> list[Probe]:
-    """Start a probe worker with these settings and let it try every target.
-    Raises sandbox.WorkerFailure when no worker can start at all."""
-    tried = targets(settings)
-    with tempfile.TemporaryDirectory(prefix="torch-grader-probe-") as empty:
-        worker = sandbox.Worker(Path(empty), settings=settings)
-        worker.is_probe = True
-        try:
-            worker.start()
-            reply = worker.request({"op": "probe", "paths": [path for _, path, _ in tried]},
-                                   timeout=sandbox.STARTUP_SECONDS)
-            report = dict(worker.isolation)
-        finally:
-            worker.close()
+def attempt(worker: sandbox.Worker) -> list[Probe]:
+    """Let a started worker, in which no student code has run yet, try every target."""
+    tried = targets(worker.settings)
+    reply = worker.request({"op": "probe", "paths": [path for _, path, _ in tried]},
+                           timeout=sandbox.STARTUP_SECONDS)
     outcomes = reply.get("reads") or [{"error": "no answer"}] * len(tried)
     probes = []
     for (name, path, layer), outcome in zip(tried, outcomes, strict=False):
         contained = "read" not in outcome
         saw = f"denied ({outcome.get('error', '?')})" if contained else \
             f"read {outcome['read']} bytes"
-        probes.append(Probe(name, path, layer, saw, contained, report.get(layer, "unknown")))
+        probes.append(Probe(name, path, layer, saw, contained,
+                            worker.isolation.get(layer, "unknown")))
     return probes
+
+
+def run(settings: sandbox.Settings) -> list[Probe]:
+    """A worker of its own (an empty submission) tries every target. Raises
+    sandbox.WorkerFailure when no worker can start at all."""
+    with tempfile.TemporaryDirectory(prefix="torch-grader-probe-") as empty:
+        worker = sandbox.Worker(Path(empty), settings=settings)
+        worker.is_probe = True
+        try:
+            worker.start()
+            return attempt(worker)
+        finally:
+            worker.close()
 
 
 _verified: dict[tuple, list[Probe]] = {}
 
 
-def verify(settings: sandbox.Settings) -> list[Probe]:
-    """Run the probes once per process and sandbox configuration; raises UnsafeSandbox when one
-    got through, unless `settings.allow_unsafe`."""
-    key = (settings.protected_folders(), tuple(sorted(settings.disabled)), settings.cuda)
-    probes = _verified.get(key)
-    if probes is None:
-        probes = run(settings)
-        _verified[key] = probes
-        # a layer the probe worker could not start with is off for every worker: same verdict
-        _verified[(key[0], tuple(sorted(settings.disabled)), key[2])] = probes
+def _key(settings: sandbox.Settings) -> tuple:
+    return settings.protected_folders(), tuple(sorted(settings.disabled)), settings.cuda
+
+
+def _verdict(settings: sandbox.Settings, probes: list[Probe]) -> list[Probe]:
     failed = [probe for probe in probes if not probe.contained]
     if failed and not settings.allow_unsafe:
         raise UnsafeSandbox(refusal(failed[0]))
     return probes
+
+
+def verify_started(worker: sandbox.Worker) -> list[Probe]:
+    """Called by every worker once started, before it runs any student code: the first one of
+    a process (and sandbox configuration) is the probe worker, so the proof costs one round
+    trip (~1 ms) instead of a worker of its own. Raises UnsafeSandbox, the worker killed, when
+    a probe got through, unless `allow_unsafe`."""
+    key = _key(worker.settings)
+    probes = _verified.get(key)
+    if probes is None:
+        probes = _verified[key] = attempt(worker)
+    try:
+        return _verdict(worker.settings, probes)
+    except UnsafeSandbox:
+        worker.kill()
+        raise
+
+
+def verify(settings: sandbox.Settings) -> list[Probe]:
+    """The probes for these settings (run in a worker of their own unless a worker already
+    ran them in this process); raises UnsafeSandbox when one got through, unless
+    `settings.allow_unsafe`."""
+    key = _key(settings)
+    probes = _verified.get(key)
+    if probes is None:
+        probes = _verified[key] = run(settings)
+    return _verdict(settings, probes)
 
 
 def refusal(probe: Probe) -> str:

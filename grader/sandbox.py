@@ -511,7 +511,7 @@ class Worker:
         self.isolation: dict[str, str] = {}
         self.notes: list[str] = []  # how the hand-in was read (zip, notebooks)
         self.starts = 0
-        self.is_probe = False  # a start-up probe (`grader.probe`) is not itself verified
+        self.is_probe = False  # `grader.probe.run`'s own worker (not verified again)
         self.watchdog: DiskWatchdog | None = None
 
     def policy(self) -> isolation.Policy:
@@ -564,10 +564,6 @@ class Worker:
     def start(self) -> None:
         """Start the worker; if it cannot even start under some layer, retry without it (the
         layer is then reported as unavailable, with the reason)."""
-        if self.settings.isolate and not self.is_probe:
-            from grader import probe
-
-            probe.verify(self.settings)  # once per process: UnsafeSandbox if a probe got through
         fallbacks = [(), ("landlock",), ("landlock", "seccomp", "network", "uid", "disk")]
         for attempt in range(len(fallbacks)):
             try:
@@ -583,6 +579,11 @@ class Worker:
             for layer, reason in self.settings.disabled.items():
                 self.isolation[layer] = f"unavailable: {reason}"
             self._watch_disk()
+            if self.settings.isolate and not self.is_probe:
+                from grader import probe
+
+                # before any student code: UnsafeSandbox if a probe got through
+                probe.verify_started(self)
             return
 
     def _watch_disk(self) -> None:
