@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -124,6 +124,10 @@ disk_budget_option = click.option(
     "--disk-budget", type=click.IntRange(1, 1 << 20), default=256, show_default=True,
     metavar="MiB", help="Disk space one submission's code may fill, all its files together "
     "(MiB). Past it, its writes fail and the exercise that was running is an error.")
+scheduler_option = click.option(
+    "--scheduler", metavar="ADDRESS", default=None,
+    help="Grade on a Dask cluster: its scheduler's address (tcp://HOST:8786), or local:N for N "
+    "worker processes on this machine. Needs: pip install 'torch-grader[dask]'.")
 allow_unsafe_option = click.option(
     "--allow-unsafe", is_flag=True, default=False,
     help="Grade even when the start-up probe shows that student code could read a protected "
@@ -236,6 +240,7 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
               default="grading-report", show_default=True, help="Folder for the results.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 512), default=None,
               help="Submissions graded in parallel (default: all cores).")
+@scheduler_option
 @device_option
 @examples_option
 @only_option
@@ -243,8 +248,8 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
 @pack_option
 @disk_budget_option
 @allow_unsafe_option
-def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str,
-          examples: int | None, only: tuple[str, ...], junit_path: Path | None,
+def grade(submissions: Path | None, out_dir: Path, jobs: int | None, scheduler: str | None,
+          device: str, examples: int | None, only: tuple[str, ...], junit_path: Path | None,
           chosen_pack: object, disk_budget: int, allow_unsafe: bool) -> None:
     """Grade every sub-folder of SUBMISSIONS (one folder per student) into OUT.
 
@@ -256,6 +261,7 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str
     Example:
       grader grade submissions/ --out results/ -j 4
       grader grade                      # the bundled examples, into grading-report/
+      grader grade submissions/ --scheduler tcp://head-node:8786   # on a Dask cluster
     """
     from grader import pack, sandbox
 
@@ -263,12 +269,15 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str
         submissions = pack.pack_folder("examples")
         click.echo(f"No SUBMISSIONS given: grading the bundled examples in {submissions}")
     _check_folder(submissions, "submissions folder")
+    if scheduler is not None and jobs is not None:
+        raise click.ClickException("-j and --scheduler: choose one (on a cluster, its workers "
+                                   "grade in parallel)")
     jobs = jobs or os.cpu_count() or 1
-    if jobs == 1:
+    if jobs == 1 and scheduler is None:
         sandbox.prestart()
     from grader import outputs, runner
 
-    if jobs == 1:
+    if jobs == 1 and scheduler is None:
         runner.warm_up_in_background()
 
     folders = runner.submission_folders(submissions)
@@ -280,21 +289,36 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, device: str
     started = time.perf_counter()
     results = []
     show_bar = sys.stderr.isatty()
-    with _refusing_an_unsafe_sandbox(), click.progressbar(
-            length=len(folders), label="Grading", file=sys.stderr, show_eta=True,
-            show_pos=True, item_show_func=lambda r: r.id if r else None) as bar:
-        for result in runner.grade_batch(folders, options, jobs=jobs):
-            results.append(result)
-            if show_bar:
-                bar.update(1, result)
+    with _refusing_an_unsafe_sandbox(), ExitStack() as stack:
+        if scheduler is None:
+            batch = runner.grade_batch(folders, options, jobs=jobs)
+        else:
+            from grader.cluster.client import Cluster
+
+            cluster = stack.enter_context(Cluster(scheduler))
+            click.echo(f"Grading on {cluster.describe()}")
+            batch = cluster.grade(folders, options)
+        with click.progressbar(length=len(folders), label="Grading", file=sys.stderr,
+                               show_eta=True, show_pos=True,
+                               item_show_func=lambda r: r.id if r else None) as bar:
+            for result in batch:
+                results.append(result)
+                if show_bar:
+                    bar.update(1, result)
     written = outputs.write_class_outputs(results, out_dir, devices=options.devices)
     if junit_path is not None:
         written["junit"] = outputs.write_junit(results, junit_path)
     elapsed = time.perf_counter() - started
     click.echo(f"Graded {len(results)} submissions in {elapsed:.1f} s "
-               f"({elapsed / len(results):.2f} s each, {jobs} at a time).")
+               f"({elapsed / len(results):.2f} s each, "
+               f"{'on the cluster' if scheduler else f'{jobs} at a time'}).")
     for kind, path in written.items():
         click.echo(f"  {kind:<8} {path}")
+    if scheduler is not None and cluster.failed:
+        raise click.ClickException(
+            f"the grading infrastructure failed twice on {len(cluster.failed)} submissions "
+            f"({', '.join(sorted(cluster.failed))}): their results say so (status error); "
+            "grade them again")
 
 
 @main.command(name="gradescope")
@@ -408,19 +432,26 @@ def list_exercises(chosen_pack: object) -> None:
 
 
 @main.command()
-def doctor() -> None:
+@scheduler_option
+def doctor(scheduler: str | None) -> None:
     """Show how isolated student code is on this machine: each sandbox layer, whether it is
-    active (or why not), and what it protects against.
+    active (or why not), and what it protects against. With --scheduler, the same for every
+    worker of a Dask cluster.
 
     \b
     Example:
       grader doctor
+      grader doctor --scheduler tcp://head-node:8786
     """
+    import dataclasses
     import tempfile
 
     from grader import isolation, probe, sandbox
     from grader.runner import available_devices
 
+    if scheduler is not None:
+        _doctor_cluster(scheduler)
+        return
     settings = sandbox.Settings(cuda="cuda" in available_devices(), allow_unsafe=True,
                                 protected=sandbox.protected_paths())
     with tempfile.TemporaryDirectory() as empty:
@@ -436,20 +467,10 @@ def doctor() -> None:
     click.echo(f"Running as {'root' if os.geteuid() == 0 else 'uid ' + str(os.geteuid())}; "
                f"devices: {', '.join(available_devices())}; "
                f"Landlock ABI {isolation.landlock_abi()}.\n")
-    width = max(len(layer) for layer in isolation.LAYERS)
-    for layer in isolation.LAYERS:
-        state = report.get(layer, "unknown")
-        mark = click.style("active", fg="green") if state == isolation.ACTIVE else \
-            click.style(state, fg="yellow")
-        click.echo(f"  {layer:<{width}}  {mark}")
-        click.echo(f"  {'':<{width}}  protects against: {isolation.PROTECTS[layer]}")
+    _echo_layers(report)
     click.echo("\nStart-up probes (every `grade` and `check` runs them first): a worker in this "
                "sandbox tries what a hostile submission would.")
-    for attempt in probes:
-        verdict = click.style("contained", fg="green") if attempt.contained else \
-            click.style(f"GOT THROUGH ({attempt.layer}: {attempt.layer_state})", fg="red")
-        click.echo(f"  {attempt.name}\n    tried: read {attempt.path}\n    saw:   {attempt.saw}"
-                   f"\n    {verdict}")
+    _echo_probes([dataclasses.asdict(attempt) for attempt in probes])
     if any(not attempt.contained for attempt in probes):
         click.echo("\n`grader grade` and `grader check` refuse to grade here (unless "
                    "--allow-unsafe).")
@@ -457,6 +478,55 @@ def doctor() -> None:
                f"a scratch folder (a disk budget of {sandbox.DEFAULT_DISK_BUDGET >> 20} MiB by "
                "default, --disk-budget), a minimal environment, deadlines enforced by the "
                "grader, plain-data results.")
+
+
+def _echo_layers(report: dict[str, str], *, explain: bool = True) -> None:
+    from grader import isolation
+
+    width = max(len(layer) for layer in isolation.LAYERS)
+    for layer in isolation.LAYERS:
+        state = report.get(layer, "unknown")
+        mark = click.style("active", fg="green") if state == isolation.ACTIVE else \
+            click.style(state, fg="yellow")
+        click.echo(f"  {layer:<{width}}  {mark}")
+        if explain:
+            click.echo(f"  {'':<{width}}  protects against: {isolation.PROTECTS[layer]}")
+
+
+def _echo_probes(probes: list[dict]) -> None:
+    for attempt in probes:
+        verdict = click.style("contained", fg="green") if attempt["contained"] else \
+            click.style(f"GOT THROUGH ({attempt['layer']}: {attempt['layer_state']})", fg="red")
+        click.echo(f"  {attempt['name']}\n    tried: read {attempt['path']}\n    saw:   "
+                   f"{attempt['saw']}\n    {verdict}")
+
+
+def _doctor_cluster(scheduler: str) -> None:
+    """`grader doctor --scheduler`: each Dask worker's layers and probes, as its judge sees
+    them (the judge runs the very machinery that grades there)."""
+    from grader.cluster.client import Cluster
+
+    with Cluster(scheduler) as cluster:
+        click.echo(f"Dask cluster at {cluster.describe()}")
+        reports = cluster.doctor()
+    if not reports:
+        raise click.ClickException(f"--scheduler {scheduler}: no workers are connected")
+    for report in reports:
+        click.echo(f"\nWorker {report['worker']}")
+        if report.get("failure"):
+            click.echo("  " + click.style(f"a worker could not start there: "
+                                            f"{report['failure']}", fg="red"))
+            continue
+        user = "root" if report["uid"] == 0 else f"uid {report['uid']}"
+        click.echo(f"  host {report['host']}, running as {user}; devices: "
+                   f"{', '.join(report['devices'])}; Landlock ABI {report['landlock_abi']}.")
+        _echo_layers(report["layers"], explain=False)
+        _echo_probes(report["probes"])
+    broken = [report["worker"] for report in reports if report.get("failure")
+              or not all(attempt["contained"] for attempt in report["probes"])]
+    if broken:
+        raise click.ClickException(f"grading is unsafe or impossible on {', '.join(broken)} "
+                                   "(see above): `grader grade` refuses to grade there")
 
 
 @main.command()

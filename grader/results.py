@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from grader.failures import PASSED, SEVERITY
@@ -80,6 +80,21 @@ class SubmissionResult:
         for ex in self.exercises:
             counts[ex.status] += 1
         return counts
+
+    def to_dict(self) -> dict:
+        """Every field as plain data (JSON-safe: str, float, list, dict), timings included,
+        for a result to travel between processes; `from_dict` rebuilds it exactly."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SubmissionResult:
+        """The result `to_dict` described (raises KeyError or TypeError on anything else)."""
+        exercises = [ExerciseResult(**{**ex, "checks": [CheckResult(**check)
+                                                        for check in ex["checks"]]})
+                     for ex in data["exercises"]]
+        return cls(id=data["id"], exercises=exercises, seconds=data["seconds"],
+                   devices=tuple(data["devices"]), isolation=dict(data["isolation"]),
+                   notes=list(data["notes"]))
 
 
 def exercise_json(ex: ExerciseResult) -> dict:
