@@ -335,6 +335,16 @@ def deny_inet_sockets() -> None:
     _check(libc().prctl(PR_SET_SECCOMP, 2, fprog, 0, 0), "prctl(SECCOMP)")
 
 
+def wait_gone(pid: int, seconds: float = 2.0) -> None:
+    """Wait (a bounded time) until a killed, self-reaping child has left /proc: only then are
+    its own children re-parented to this subreaper, where `kill_adopted` finds them."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 def kill_adopted(token: str, group: int, *, reap: bool) -> None:
     """Kill what a finished worker left behind among this process's (adopted) children: those
     in the worker's process group or carrying its token in their environment. Used by a child

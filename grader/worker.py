@@ -376,6 +376,8 @@ def zygote_main(argv: list[str]) -> None:
             os._exit(0)
         request = json.loads(message)
         if request.get("op") == "cleanup":
+            # the worker's escaped forks become ours once it is gone (it was killed already)
+            isolation.wait_gone(request["group"])
             isolation.kill_adopted(request["token"], request["group"], reap=False)
             control.sendall(b"0\n")
             continue
