@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from grader import gradescope
+from grader.formats import gradescope
 
 SHARED_OPTIONS_HELP = {
     "device": "Where to run the checks: cpu, cuda, or all available devices (default).",
@@ -186,7 +186,8 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
 
     _check_folder(path, "submission folder", zip_ok=True)
     sandbox.prestart()  # the worker's `import torch` overlaps with the grader's own
-    from grader import outputs, runner, terminal
+    from grader import runner
+    from grader.formats import outputs, terminal
 
     runner.warm_up_in_background()
 
@@ -219,7 +220,7 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
         outputs.write_junit([result], junit_path)
     click.echo(f"  Report: {report_path}   ({time.perf_counter() - started:.1f} s)")
     if github:
-        from grader import github as github_format
+        from grader.formats import github as github_format
 
         for line in github_format.annotations(result, submission=path):
             click.echo(line)
@@ -275,7 +276,8 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, scheduler: 
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1 and scheduler is None:
         sandbox.prestart()
-    from grader import outputs, runner
+    from grader import runner
+    from grader.formats import outputs
 
     if jobs == 1 and scheduler is None:
         runner.warm_up_in_background()
@@ -346,7 +348,8 @@ def gradescope_command(submission_dir: Path, results_path: Path, visibility: str
 
     _check_folder(submission_dir, "submission folder")
     sandbox.prestart()
-    from grader import outputs, runner
+    from grader import runner
+    from grader.formats import outputs
 
     runner.warm_up_in_background()
     options = _options("all", examples, ())
@@ -446,8 +449,9 @@ def doctor(scheduler: str | None) -> None:
     import dataclasses
     import tempfile
 
-    from grader import isolation, probe, sandbox
+    from grader import probe, sandbox
     from grader.runner import available_devices
+    from grader.worker import isolation
 
     if scheduler is not None:
         _doctor_cluster(scheduler)
@@ -481,7 +485,7 @@ def doctor(scheduler: str | None) -> None:
 
 
 def _echo_layers(report: dict[str, str], *, explain: bool = True) -> None:
-    from grader import isolation
+    from grader.worker import isolation
 
     width = max(len(layer) for layer in isolation.LAYERS)
     for layer in isolation.LAYERS:

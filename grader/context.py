@@ -20,7 +20,7 @@ import hypothesis
 import numpy as np
 import torch
 
-from grader import codec, return_types
+from grader import return_types
 from grader.describe import describe, shape_text, type_name
 from grader.failures import (
     ForbiddenCall,
@@ -33,7 +33,8 @@ from grader.failures import (
 )
 from grader.session import Reply, SubmissionSession
 from grader.spec import Exercise
-from grader.wire import Handle, TensorData
+from grader.worker import codec
+from grader.worker.wire import Handle, TensorData
 
 # Errors from tensors that met on different devices (what a missing `device=x.device` causes).
 # ("Tensor on device cpu is not on the expected device meta!", "Expected all tensors to be on

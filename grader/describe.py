@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from grader.wire import ArrayData, DeviceData, DtypeData, Handle, Opaque, TensorData
+from grader.worker.wire import ArrayData, DeviceData, DtypeData, Handle, Opaque, TensorData
 
 MAX_ELEMENTS_SHOWN = 36
 

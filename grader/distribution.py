@@ -51,7 +51,7 @@ def pyproject_text(version: str, pack_folders: list[str], grader_packages: list[
 def grader_sources() -> dict[str, Path]:
     """This grader's own files for such a tree: every module (not its tests, not the bundled
     pack) and the report templates, by their name in the tree."""
-    from grader import report
+    from grader.formats import report
 
     package = Path(__file__).resolve().parent
     files: dict[str, Path] = {}

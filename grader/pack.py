@@ -132,6 +132,17 @@ def activate(root: Path | None) -> Pack:
     return chosen
 
 
+@contextmanager
+def activated(root: Path | None) -> Iterator[Pack]:
+    """Within this block the pack at `root` is active (None: leave the active one); the one
+    active before comes back after it."""
+    before = list(_active)
+    try:
+        yield activate(root) if root is not None else current()
+    finally:
+        _active[:] = before
+
+
 def current() -> Pack:
     if not _active:
         _active.append(load(None))

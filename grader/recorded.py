@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from grader import fixtures
+from grader.worker import fixtures
 
 
 class NotRecorded(AttributeError):

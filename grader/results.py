@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from grader.failures import PASSED, SEVERITY
-from grader.isolation import DISK_BUDGET_KEY
+from grader.worker.isolation import DISK_BUDGET_KEY
 
 
 def points(value: float) -> float:

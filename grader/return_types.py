@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from grader.wire import ArrayData, DeviceData, DtypeData, Handle, Opaque, TensorData
+from grader.worker.wire import ArrayData, DeviceData, DtypeData, Handle, Opaque, TensorData
 
 
 def _kinds(annotation: Any) -> tuple[tuple[type, ...], str] | None:

@@ -163,10 +163,10 @@ def warm_up_in_background() -> None:
     explicit grads, the meta device) on a thread, while the first worker starts; the first
     `grade_submission` waits for it before grading, so nothing runs beside a check."""
     global _warming
-    from grader import worker
+    from grader.worker import zygote
 
     if _warming is None:
-        _warming = threading.Thread(target=worker.warm_up, name="warm-up", daemon=True)
+        _warming = threading.Thread(target=zygote.warm_up, name="warm-up", daemon=True)
         _warming.start()
 
 
@@ -188,13 +188,13 @@ def grade_submission(submission_dir: Path, options: Options | None = None,
     # spinning here would take the core the worker is about to need.
     torch.set_num_threads(1)
     options = options or Options()
-    if options.pack is not None:
-        pack.activate(options.pack)
     started = time.perf_counter()
     results = []
     deadline = time.monotonic() + options.limits.submission_seconds
-    with SubmissionSession(Path(submission_dir), limits=options.limits,
-                           settings=options.sandbox_settings()) as session:
+    # the graded pack is the active one while this submission is read (its parts) and graded
+    with pack.activated(options.pack), \
+            SubmissionSession(Path(submission_dir), limits=options.limits,
+                              settings=options.sandbox_settings()) as session:
         session.cuda_available = "cuda" in options.devices
         if _warming is not None:  # the first one: finish warming up while the worker starts
             try:

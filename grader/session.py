@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader import codec, sandbox
+from grader import sandbox
 from grader.failures import Crashed, TimedOut
+from grader.worker import codec
 
 PART_STATUSES = ("ok", "missing", "error", "timeout")
 

@@ -28,11 +28,9 @@
   `scalar_function`, `assorted_model`).
 """
 
-from grader import fixtures
 from grader.context import Context, capital, copy_input
 from grader.describe import describe, shape_text
 from grader.failures import Mismatch, StudentError
-from grader.fixtures import ASSORTED_MODELS, SCALAR_FUNCTIONS, scalar_function
 from grader.session import Reply
 from grader.strategies import (
     FLOAT_DTYPES,
@@ -44,7 +42,9 @@ from grader.strategies import (
     tensors,
     unit_axis_shapes,
 )
-from grader.wire import DeviceData, Handle, TensorData
+from grader.worker import fixtures
+from grader.worker.fixtures import ASSORTED_MODELS, SCALAR_FUNCTIONS, scalar_function
+from grader.worker.wire import DeviceData, Handle, TensorData
 
 __all__ = [
     "ASSORTED_MODELS", "FLOAT_DTYPES", "SCALAR_FUNCTIONS", "Context", "DeviceData", "Handle",

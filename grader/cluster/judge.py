@@ -196,8 +196,9 @@ def doctor_facts() -> dict:
     import socket
     import tempfile
 
-    from grader import isolation, probe, sandbox
+    from grader import probe, sandbox
     from grader.runner import available_devices
+    from grader.worker import isolation
 
     devices = available_devices()
     settings = sandbox.Settings(cuda="cuda" in devices, allow_unsafe=True,

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import isolation, pack, runner
+from grader import pack, runner
 from grader.results import ExerciseResult, SubmissionResult
 from grader.session import Limits
+from grader.worker import isolation
 
 from .conftest import ROOT, copy_solutions, statuses
 

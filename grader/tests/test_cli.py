@@ -140,7 +140,7 @@ def test_results_do_not_depend_on_ci_or_a_hypothesis_database(cli: CliRunner,
 
 
 def test_doctor_lists_every_isolation_layer(cli: CliRunner) -> None:
-    from grader import isolation
+    from grader.worker import isolation
 
     result = cli.invoke(main, ["doctor"])
     assert result.exit_code == 0, result.output

@@ -10,8 +10,8 @@ import junitparser
 import pytest
 from click.testing import CliRunner
 
-from grader import gradescope, junit
 from grader.cli import main
+from grader.formats import gradescope, junit
 from grader.results import CheckResult, ExerciseResult, SubmissionResult
 
 from .conftest import copy_solutions
@@ -177,7 +177,7 @@ def test_gradescope_zip_holds_the_scripts_and_an_installable_grader(tmp_path: Pa
         assert "torch==2.13.0" in archive.read("setup.sh").decode()
         archive.extractall(tmp_path / "source")
     probe = subprocess.run(
-        [sys.executable, "-c", "from grader import pack, report; "
+        [sys.executable, "-c", "from grader import pack; from grader.formats import report; "
          "print(pack.pack_folder('solutions')); print(report.template_folder()); "
          "print(len(pack.exercises()))"],
         cwd=tmp_path / "source", capture_output=True, text=True,
@@ -192,7 +192,7 @@ def test_gradescope_zip_holds_the_scripts_and_an_installable_grader(tmp_path: Pa
 def test_gradebook_csvs_import_into_canvas_and_moodle() -> None:
     import csv
 
-    from grader import gradebook
+    from grader.formats import gradebook
 
     results = [sample("bob"), sample("alice")]
     canvas = list(csv.reader(gradebook.canvas_csv(results, assignment="HW1").splitlines()))

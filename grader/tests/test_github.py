@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import github
+from grader.formats import github
 from grader.results import ExerciseResult, SubmissionResult
 
 STUDENT_FILE = '''import torch

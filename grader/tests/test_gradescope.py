@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import gradescope
+from grader.formats import gradescope
 
 BASH, COPY = shutil.which("bash"), shutil.which("cp")
 pytestmark = pytest.mark.skipif(BASH is None or COPY is None, reason="needs bash and cp")

@@ -78,7 +78,7 @@ def leaky_allow_list(monkeypatch: pytest.MonkeyPatch) -> Path:
     def leaky(*args: object, **kwargs: object) -> tuple[str, ...]:
         return (*original(*args, **kwargs), str(solutions))
 
-    monkeypatch.setattr(sandbox, "read_paths", leaky)
+    monkeypatch.setattr(sandbox.process, "read_paths", leaky)
     return solutions
 
 

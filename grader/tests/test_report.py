@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from grader import report
+from grader.formats import report
 from grader.results import CheckResult, ExerciseResult, SubmissionResult
 
 

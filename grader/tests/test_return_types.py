@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from grader import pack, return_types, runner
-from grader.wire import DeviceData, Handle, TensorData
+from grader.worker.wire import DeviceData, Handle, TensorData
 
 from .conftest import copy_solutions
 
@@ -103,7 +103,7 @@ def test_the_declared_type_comes_from_the_reference_annotation() -> None:
 def test_received_types_are_named_as_python_names() -> None:
     import numpy as np
 
-    from grader.wire import ArrayData
+    from grader.worker.wire import ArrayData
 
     assert return_types.value_type_text(ArrayData(np.zeros(2), "float64", (2,))) == "numpy.ndarray"
     assert return_types.value_type_text([1]) == "list"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import codec, pack, sandbox
+from grader import pack, sandbox
+from grader.worker import codec
 
 from .conftest import copy_solutions
 
@@ -82,7 +83,7 @@ def test_copying_a_submission_caps_the_number_of_files(tmp_path: Path, monkeypat
     source.mkdir()
     for index in range(5):
         (source / f"file{index}.py").write_text("x = 1\n")
-    monkeypatch.setattr(sandbox, "SUBMISSION_CAP_FILES", 2)
+    monkeypatch.setattr(sandbox.scratch, "SUBMISSION_CAP_FILES", 2)
     left_out = sandbox.copy_submission(source, tmp_path / "copy")
     assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["file0.py", "file1.py"]
     assert left_out == ["file2.py", "file3.py", "file4.py"]
@@ -120,7 +121,7 @@ def test_the_allow_list_resolves_links_before_granting(tmp_path: Path) -> None:
     protected = (site_packages / "grader",)
     allowed: list[str] = []
     for root in (venv, venv / "lib64", venv / "lib64" / "python3.11" / "site-packages"):
-        sandbox._allow_all_but(root, protected, allowed)
+        sandbox.allowlist._allow_all_but(root, protected, allowed)
     assert str(site_packages / "numpy") in allowed and str(venv / "bin") in allowed
     for granted in map(Path, allowed):
         assert granted.resolve() == granted  # only real paths are granted

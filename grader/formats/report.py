@@ -22,7 +22,8 @@ PART_TITLES = {"tensors": "Part 1: tensor operations", "autograd": "Part 2: auto
 
 
 def template_folder() -> Path:
-    package = Path(__file__).resolve().parent
+    """The source tree's top-level `templates/`, else the installed `grader/templates/`."""
+    package = Path(__file__).resolve().parents[1]
     source = package.parent / "templates"
     return source if (source / "report.html").is_file() else package / "templates"
 

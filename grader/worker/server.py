@@ -1,10 +1,11 @@
 """The worker: the only process that imports and runs a student's submission.
 
-Started by `grader.sandbox.Worker` as `python -m grader.worker FD_IN FD_OUT SUBMISSION_DIR`. It
-imports torch once, then answers requests read from FD_IN with plain-data replies on FD_OUT (see
-`grader.wire`). It holds no reference solutions and no checks: it only calls what it is asked to
-call and reports what came back, so nothing the submission does here can change a verdict, which
-the grader computes on its own side. Its stdout/stderr belong to the student (captured by the
+Forked by the zygote (`grader.worker.zygote`) or started fresh by `grader.sandbox.Worker`
+(`BOOTSTRAP` below), it isolates itself (`grader.worker.isolation`), imports torch once, then
+answers requests read from FD_IN with plain-data replies on FD_OUT (see `grader.worker.wire`).
+It holds no reference solutions and no checks: it only calls what it is asked to call and
+reports what came back, so nothing the submission does here can change a verdict, which the
+grader computes on its own side. Its stdout/stderr belong to the student (captured by the
 parent).
 """
 
@@ -76,7 +77,7 @@ class Worker:
         return {"status": "ok", "names": sorted(n for n in vars(module) if not n.startswith("_"))}
 
     def resolve(self, target: dict) -> Any:
-        from grader import fixtures
+        from grader.worker import fixtures
 
         if "handle" in target:
             obj = self.handles[target["handle"]]
@@ -96,7 +97,7 @@ class Worker:
         """Call the target with decoded inputs; report the result and what happened to inputs."""
         import numpy as np
 
-        from grader import codec, fixtures
+        from grader.worker import codec, fixtures
 
         try:
             function = self.resolve(request["target"])
@@ -246,7 +247,7 @@ def describe_error(error: BaseException, submission_dir: Path) -> dict:
 
 def serve(fd_in: int, fd_out: int, submission_dir: Path) -> None:
     """The request loop: one reply per request until the grader closes the channel."""
-    from grader import wire
+    from grader.worker import wire
 
     worker = Worker(submission_dir)
     while True:
@@ -271,7 +272,7 @@ def run_isolated(fd_in: int, fd_out: int, policy_json: str) -> None:
     isolation (a fresh process): once per worker, never per exercise."""
     import json
 
-    from grader import isolation
+    from grader.worker import isolation
 
     policy = isolation.Policy(**json.loads(policy_json))
     for stream in (sys.stdout, sys.stderr):  # what the student prints survives an os._exit
@@ -299,111 +300,11 @@ def main(argv: list[str]) -> None:
     run_isolated(int(argv[0]), int(argv[1]), argv[2])
 
 
-def warm_up() -> None:
-    """Pay torch's first-use costs once, in the zygote, instead of in every worker (and in
-    the grader while it waits for its first worker).
-
-    The first optimizer, DataLoader, backward pass, dispatch mode or meta-device op of a
-    process imports and initialises lazily (~1.2 s in all); a child forked after this starts
-    warm (~10 ms). Everything runs on one thread, so no OpenMP pool exists to break in the
-    children (`torch.set_num_threads(1)` first; the children set it again). Only the shipped
-    fixtures run here: nothing computed holds an answer.
-    """
-    import torch
-
-    from grader import codec, fixtures
-
-    torch.set_num_threads(1)
-    fixtures.seed_everything(0)
-    # The meta device imports ~800 modules (sympy, decompositions) on its first op.
-    torch.cat([torch.empty(2, device="meta")] * 2).sum()
-    x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
-    with _monitor(("aten::_softmax",), True):
-        for model in (fixtures.mlp([4, 8, 3], seed=0), fixtures.spy_classifier(4, 3, seed=0)):
-            optimizer = fixtures.sgd(model, lr=0.1, momentum=0.9)
-            for features, labels in fixtures.loader(x, y, batch_size=4):
-                optimizer.zero_grad()
-                loss = fixtures.criterion("cross_entropy")(model(features), labels)
-                loss.backward()
-                optimizer.step()
-            model.eval()
-            with torch.no_grad():
-                model(x).argmax(dim=1)
-            model.load_state_dict(model.state_dict())
-            fixtures.describe_module(model)
-        leaf = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
-        (total,) = torch.autograd.grad(fixtures.scalar_function("sum of cubes")(leaf), leaf)
-        (leaf * 2).backward(torch.ones_like(leaf))  # explicit grads: a lazy import of their own
-        torch.nn.functional.mse_loss(torch.softmax(x, 1), torch.log_softmax(x, 1))
-        torch.einsum("ij,kj->ik", x, x) @ x
-    for kind in fixtures.ASSORTED_MODELS:
-        fixtures.assorted_model(kind, seed=0)
-    codec.encode([total, x.numpy(), {"loss": 1.0}, (1, "a")])
-
-
-def zygote_main(argv: list[str]) -> None:
-    """`CONTROL_FD`: import torch and warm it up once, then fork one worker per request.
-
-    A request on the control socket carries the policy (JSON) and three descriptors (the
-    worker's request pipe, reply pipe and output file); the reply is the new worker's pid.
-    Only single-threaded warm-up runs here (a multithreaded op would break OpenMP in the
-    children), and nothing here may hold an answer: the children inherit this memory.
-    """
-    import gc
-    import json
-    import signal
-    import socket
-
-    import numpy  # noqa: F401 - warm imports shared by every child
-    import torch  # noqa: F401
-
-    from grader import codec, fixtures, isolation  # noqa: F401
-
-    warm_up()
-    # The children inherit every object imported so far: keep the garbage collector from
-    # walking (and so copying, page by page) that inherited heap in each child.
-    gc.freeze()
-    control = socket.socket(fileno=int(argv[0]))
-    isolation.die_with_parent()
-    isolation.libc().prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: adopt orphans, kill them
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(control, 1 << 16, 4)
-        except OSError:
-            os._exit(0)
-        if not message:
-            os._exit(0)
-        request = json.loads(message)
-        if request.get("op") == "cleanup":
-            # the worker's escaped forks become ours once it is gone (it was killed already)
-            isolation.wait_gone(request["group"])
-            isolation.kill_adopted(request["token"], request["group"], reap=False)
-            control.sendall(b"0\n")
-            continue
-        pid = os.fork()
-        if pid == 0:
-            try:
-                control.close()
-                fd_in, fd_out, output = fds
-                os.dup2(output, 1)
-                os.dup2(output, 2)
-                os.close(output)
-                os.setsid()
-                os.environ.clear()
-                os.environ.update(request["env"])
-                run_isolated(fd_in, fd_out, json.dumps(request["policy"]))
-            finally:
-                os._exit(1)
-        for fd in fds:
-            os.close(fd)
-        control.sendall(f"{pid}\n".encode())
-
-
 # Run as `python -s -B -c BOOTSTRAP RUNTIME_DIR FD_IN FD_OUT POLICY_JSON`: only the runtime copy
 # of the worker's modules is importable as `grader` (never the grader's checks or solutions).
 BOOTSTRAP = (
     "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
-    "sys.path.insert(0, sys.argv[1]); import grader.worker as w; "
-    "(w.zygote_main if sys.argv[2] == 'zygote' else w.main)(sys.argv[3:])"
+    "sys.path.insert(0, sys.argv[1]); import grader.worker.server as s; "
+    "import grader.worker.zygote as z; "
+    "(z.zygote_main if sys.argv[2] == 'zygote' else s.main)(sys.argv[3:])"
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader import gradebook, gradescope, junit, report
+from grader.formats import gradebook, gradescope, junit, report
 from grader.results import SubmissionResult, grades_csv, results_json, write_text
 
 
