@@ -5,6 +5,8 @@ then measures side by side, in one run:
 
   floor    all checks on all submissions in this one warm process, no worker, no isolation
   grade    `grader grade` on the whole class (-j 1 for the overhead, -j CORES for the batch)
+  dask     `grader grade --scheduler ADDRESS` on the whole class (with --scheduler), right
+           after the local pool, and Dask's overhead per submission against it
   check    one `grader check` process per submission (a sample of them)
   pytest   one `pytest` process per submission running the same checks (a sample)
 
@@ -12,6 +14,7 @@ and prints per-submission times, the ratios and the targets, plus the peak memor
 `grader grade` process tree.
 
     python bench/benchmark.py --n 100
+    python bench/benchmark.py --n 40 --scheduler local:2
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ def floor_seconds(folders: list[Path], examples: int) -> float:
     """All checks on all submissions in this process: the worker's request handler is called
     directly (no process, no pipe, no isolation)."""
     sys.path.insert(0, str(ROOT))
-    from grader import pack, runner, worker
+    from grader import pack, runner
     from grader.session import SubmissionSession
+    from grader.worker import server
 
     class InProcessSession(SubmissionSession):
         def _request(self, message: dict, timeout: float) -> dict:
@@ -68,7 +72,7 @@ def floor_seconds(folders: list[Path], examples: int) -> float:
                 for part in PARTS:
                     sys.modules.pop(part, None)
                 sys.path.insert(0, str(self.submission_dir.resolve()))
-                self.local = worker.Worker(self.submission_dir)
+                self.local = server.Worker(self.submission_dir)
             return self.local.handle(message)
 
         def close(self) -> None:
@@ -157,6 +161,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--examples", type=int, default=None,
                         help="examples per check (default: the grader's default)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="also grade the class on this Dask cluster (local:N, or a "
+                        "scheduler's address) and compare with the local pool")
     arguments = parser.parse_args()
     from grader.runner import DEFAULT_EXAMPLES
 
@@ -183,6 +190,12 @@ def main() -> None:
         print(f"  grade   -j {jobs:<3}  batch wall {batch:6.1f} s        "
               f"{batch / n * 1000:8.0f} ms / sub   peak memory {peak / 2**20:.0f} MiB")
 
+        if arguments.scheduler:
+            dask, _ = timed([*grader_command(), "grade", str(work / "class"), "--out",
+                             str(work / "outd"), "--scheduler", arguments.scheduler, *flags])
+            print(f"  grade   --scheduler {arguments.scheduler:<9} batch wall {dask:6.1f} s   "
+                  f"{dask / n * 1000:8.0f} ms / sub")
+
         check_total = 0.0
         for folder in sample:
             seconds, _ = timed([*grader_command(), "check", str(folder), "--report",
@@ -208,6 +221,13 @@ def main() -> None:
         print(f"  check per process / grade    {check / (batch / n):6.1f}x")
         print(f"  pytest per process / grade   {per_pytest / (batch / n):6.1f}x")
         print(f"  pytest per process / floor   {per_pytest / floor:6.1f}x")
+        if arguments.scheduler:
+            # Both grade `jobs` submissions at a time: a submission's grading time is the
+            # pool's wall per submission times `jobs`, and so is Dask's share of it.
+            print(f"  dask wall / pool wall        {dask / batch:6.3f}    (Dask's overhead "
+                  f"{(dask - batch) / n * jobs * 1000:.0f} ms / sub, "
+                  f"{(dask - batch) / batch:.1%} of a submission's "
+                  f"{batch / n * jobs * 1000:.0f} ms; target < 5%)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader import isolation, pack, runner
+from grader import pack, runner
 from grader.cli import _options, main
 from grader.cluster import shipping
 from grader.results import CheckResult, ExerciseResult, SubmissionResult, results_json
+from grader.worker import isolation
 
 from .conftest import copy_solutions
 
@@ -97,11 +98,11 @@ def files_of(folder: Path) -> dict[str, bytes]:
             for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-def slow_submission(folder: Path) -> Path:
+def slow_submission(folder: Path, seconds: float = SLEEP_SECONDS) -> Path:
     """Correct, but its tensors.py sleeps while it is imported."""
     copy_solutions(folder, ("tensors",))
     source = (folder / "tensors.py").read_text()
-    (folder / "tensors.py").write_text(f"import time\ntime.sleep({SLEEP_SECONDS})\n{source}")
+    (folder / "tensors.py").write_text(f"import time\ntime.sleep({seconds})\n{source}")
     return folder
 
 
@@ -444,6 +445,39 @@ def test_a_scheduler_allowing_more_deaths_still_gets_one_retry(scheduler_address
 
     with Cluster(scheduler_address) as connected:
         _two_deaths_make_an_infrastructure_error(connected, tmp_path)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_grading_on_a_cluster_that_keeps_running(scheduler_address: str,
+                                                                   tmp_path: Path) -> None:
+    import distributed
+
+    with distributed.Client(scheduler_address, timeout=30) as client:
+        workers = list(client.run(os.getpid).values())
+    slow_submission(tmp_path / "class" / "slow", seconds=50)
+    grading = subprocess.Popen(
+        [sys.executable, "-m", "grader", "grade", str(tmp_path / "class"), "--out",
+         str(tmp_path / "out"), "--scheduler", scheduler_address, "--only", *ONLY],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def sandboxes() -> list[int]:  # forked by a zygote below a Dask worker
+            table = _processes()
+            parent = {pid: table.get(pid, (0, "", ""))[0] for pid in table}
+            command = {pid: entry[2] for pid, entry in table.items()}
+            return [pid for worker in workers for pid in descendants(worker)
+                    if "zygote" in command.get(pid, "")
+                    and "zygote" in command.get(parent.get(pid, 0), "")]
+
+        below = wait_until(sandboxes, WAIT_SECONDS, "the submission to be graded")
+        os.killpg(grading.pid, signal.SIGINT)
+        output, _ = grading.communicate(timeout=60)
+    finally:
+        if grading.poll() is None:
+            grading.kill()
+    assert grading.returncode == 1 and b"Aborted!" in output, output
+    # its judge was stopped long before the submission's 50 s sleep would have ended
+    wait_until(lambda: not alive(below), 20, "the grading on the worker to stop")
+    assert alive(workers) == workers
 
 
 def test_doctor_reports_every_workers_layers(scheduler_address: str,
