@@ -98,7 +98,7 @@ def build_exercises(pack: Pack, items: list[pytest.Item]) -> list[Exercise]:
             raise PackError(f"{location}: a graded check needs its points, e.g. "
                             "@pytest.mark.points(1)")
         function_name = item.originalname if isinstance(item, pytest.Function) else item.name
-        device = item.callspec.params.get("ctx", "cpu") if hasattr(item, "callspec") else "cpu"
+        device = device_of(item)
         case = _case_id(item, device)
         prop_name = function_name.removeprefix("test_") + case
         if device == META:
@@ -135,6 +135,11 @@ def build_exercises(pack: Pack, items: list[pytest.Item]) -> list[Exercise]:
                                    if f"{exercise.id}:{prop.name}" in carried]
         ordered = [exercise for exercise in ordered if exercise.properties]
     return ordered
+
+
+def device_of(item: pytest.Item) -> str:
+    """The device a collected check runs on: its `ctx` parameter (`cpu` when it has none)."""
+    return item.callspec.params.get("ctx", "cpu") if hasattr(item, "callspec") else "cpu"
 
 
 def _case_id(item: pytest.Item, device: str) -> str:

@@ -188,7 +188,9 @@ def ctx(request: pytest.FixtureRequest) -> Any:
         assert grading.run is not None, "grader.collect sets the run before each check"
         session, budget = grading.run.session, grading.run.budget_seconds
     else:
-        session, budget = plain_session(grading, root), 60.0
+        from grader.session import Limits
+
+        session, budget = plain_session(grading, root), Limits().exercise_seconds
     reference = pack.reference(exercise.part, pack.load(root))
     return Context(exercise, session, reference, device, budget_seconds=budget)
 
@@ -231,8 +233,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None
     exercise, prop = check
     grading = pyfuncitem.config.stash[GRADING_KEY]
-    device = pyfuncitem.callspec.params.get("ctx", "cpu") if hasattr(pyfuncitem, "callspec") \
-        else "cpu"
+    from grader.collect import device_of
+
+    device = device_of(pyfuncitem)
     pyfuncitem.user_properties[:] = [entry for entry in pyfuncitem.user_properties
                                      if entry[0] not in (OUTCOME_STATUS, OUTCOME_FEEDBACK)]
     funcargs = {name: pyfuncitem.funcargs[name]
