@@ -1,20 +1,40 @@
-"""Benchmark: how fast `grader grade` is against the ways a course would otherwise grade.
+"""Benchmark: how fast `grader grade` is against the ways a course would otherwise grade, and
+where it stands against the targets of issue 12.
 
-Builds N submissions (correct ones in several styles and single-bug ones from the test corpus),
-then measures side by side, in one run:
+Builds N submissions (correct ones in several styles and single-bug ones from the test corpus)
+and a copy of the bundled correct submission (solutions/), then measures side by side, in one
+run:
 
-  floor    all checks on all submissions in this one warm process, no worker, no isolation
-  grade    `grader grade` on the whole class (-j 1 for the overhead, -j CORES for the batch)
-  dask     `grader grade --scheduler ADDRESS` on the whole class (with --scheduler), right
-           after the local pool, and Dask's overhead per submission against it
-  check    one `grader check` process per submission (a sample of them)
-  pytest   one `pytest` process per submission running the same checks (a sample)
+  import torch  `python -c "import torch"` with this interpreter: the yardstick of a cold start
+                (median of 3 runs, all printed)
+  cold check    a fresh `grader check` of the correct copy, output to /dev/null (median of 3)
+  floor         every check in this one warm process, the worker's request handler called
+                in-process (no worker, no pipe, no isolation): on the whole class (the average
+                per submission) and on the correct copy alone (warmed up once, median of 3)
+  grade         `grader grade` on the whole class: -j 1 (the overhead per submission) and
+                -j CORES (the batch, with the peak memory of its whole process tree, sampled
+                every 0.1 s, over the first and the second half of its wall time)
+  dask          `grader grade --scheduler ADDRESS` on the whole class (with --scheduler),
+                right after the local pool, and Dask's overhead per submission against it
+  check         one `grader check` process per submission (a sample of them)
+  pytest        one `pytest` process per submission running the same checks (a sample)
 
-and prints per-submission times, the ratios and the targets, plus the peak memory of the
-`grader grade` process tree.
+then prints the targets of issue 12, each with its measured value and `met` or `NOT met`:
+
+  1. cold check / import torch                                    <= 2.0
+  2. floor (correct submission) / import torch                    <= 0.5
+  3. grade -j 1 per submission / floor (class average)            <= 1.05
+  4. batch wall / (N x floor / CORES)                             <= 1.15
+  5. peak memory of the `grade -j CORES` tree                     <= 2.2 GiB, and not growing
+     with N: the second half's peak at most 1.1x the first half's
+
+and below them the informative ratios (per-process check and pytest against grade, Dask's
+overhead). CORES is --jobs (default: os.cpu_count()). Times on a shared machine are noisy:
+compare the ratios within one run.
 
     python bench/benchmark.py --n 100
     python bench/benchmark.py --n 40 --scheduler local:2
+    python bench/benchmark.py --n 6 --sample 2          # a quick look
 """
 
 from __future__ import annotations
@@ -22,16 +42,21 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "grader" / "tests" / "fixtures"
 PARTS = ("tensors", "autograd", "training", "networks")
+REPEATS = 3
+GiB = 2**30
+MiB = 2**20
 
 
 def build_class(destination: Path, count: int) -> list[Path]:
@@ -61,7 +86,8 @@ def build_class(destination: Path, count: int) -> list[Path]:
 def floor_seconds(folders: list[Path], examples: int) -> float:
     """All checks on all submissions in this process: the worker's request handler is called
     directly (no process, no pipe, no isolation)."""
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     from grader import pack, runner
     from grader.session import SubmissionSession
     from grader.worker import server
@@ -96,11 +122,13 @@ def floor_seconds(folders: list[Path], examples: int) -> float:
 
 
 class PeakMemory:
-    """Samples the summed RSS of a process tree (what a machine must hold at once)."""
+    """Samples the summed RSS of a process tree (what a machine must hold at once), keeping
+    every sample as (seconds since `started`, bytes)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, started: float) -> None:
         self.pid = pid
-        self.peak = 0
+        self.started = started
+        self.samples: list[tuple[float, int]] = []
         self.running = True
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
@@ -123,33 +151,78 @@ class PeakMemory:
     def sample(self) -> None:
         page = os.sysconf("SC_PAGE_SIZE")
         while self.running:
+            at = time.perf_counter() - self.started
             total = 0
             for pid in self.tree():
                 try:
                     total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
                 except (OSError, ValueError):
                     pass
-            self.peak = max(self.peak, total)
+            self.samples.append((at, total))
             time.sleep(0.1)
 
-    def stop(self) -> int:
+    def stop(self) -> list[tuple[float, int]]:
         self.running = False
         self.thread.join()
-        return self.peak
+        return self.samples
 
 
-def timed(command: list[str], **kwargs) -> tuple[float, int]:
-    """Wall seconds and peak tree memory (bytes) of a command."""
+@dataclass
+class Run:
+    """One command's wall seconds, exit status and memory samples of its process tree."""
+
+    seconds: float
+    returncode: int
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def peak(self) -> int:
+        return max((total for _, total in self.samples), default=0)
+
+    def halves(self) -> tuple[int, int]:
+        """The peak memory over the first and over the second half of the wall time."""
+        middle = self.seconds / 2
+        first = max((total for at, total in self.samples if at < middle), default=0)
+        second = max((total for at, total in self.samples if at >= middle), default=0)
+        return first, second
+
+
+def timed(command: list[str], **kwargs) -> Run:
+    """Run a command (output to /dev/null) and measure it."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                **kwargs)
-    memory = PeakMemory(process.pid)
-    process.wait()
-    return time.perf_counter() - started, memory.stop()
+    memory = PeakMemory(process.pid, started)
+    returncode = process.wait()
+    seconds = time.perf_counter() - started
+    return Run(seconds, returncode, memory.stop())
 
 
 def grader_command() -> list[str]:
     return [sys.executable, "-m", "grader"]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def runs_note(runs: list[float]) -> str:
+    return "runs " + ", ".join(f"{seconds * 1000:.0f}" for seconds in runs) + " ms"
+
+
+def row(name: str, what: str, value: str, note: str = "") -> None:
+    """One measurement: aligned name, description, value (right-aligned) and a note."""
+    print(f"  {name:<13} {what:<40} {value:>12}   {note}".rstrip())
+
+
+def target(number: str, name: str, value: str, goal: str, met: bool) -> None:
+    """One target: its number, what is measured, the value, the target and the verdict."""
+    print(f"  {number:<3} {name:<52} {value:>16}   {goal:<22} "
+          f"{'met' if met else 'NOT met'}")
+
+
+def ratio(name: str, value: str, note: str = "") -> None:
+    print(f"  {name:<56} {value:>16}   {note}".rstrip())
 
 
 def main() -> None:
@@ -158,7 +231,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100, help="submissions in the class")
     parser.add_argument("--sample", type=int, default=6,
                         help="submissions run one process each (check, pytest)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="jobs of the batch, and the cores of target 4 (default: all)")
     parser.add_argument("--examples", type=int, default=None,
                         help="examples per check (default: the grader's default)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -172,62 +246,101 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="grader-bench-"))
     try:
         folders = build_class(work / "class", n)
+        correct = work / "correct" / "solutions"
+        shutil.copytree(ROOT / "solutions", correct,
+                        ignore=shutil.ignore_patterns("__pycache__"))
         sample = folders[: min(arguments.sample, n)]
         flags = ["--examples", str(examples)]
         print(f"N={n} submissions (half correct, half with one bug), {jobs} jobs, "
               f"{examples} examples per check, sample of {len(sample)} for per-process runs\n")
+        print("Measurements")
+
+        imports = [timed([sys.executable, "-c", "import torch"]).seconds
+                   for _ in range(REPEATS)]
+        import_torch = statistics.median(imports)
+        row("import torch", 'python -c "import torch"', ms(import_torch), runs_note(imports))
+
+        cold_runs = [timed([*grader_command(), "check", str(correct), "--report",
+                            str(work / "cold.html"), *flags]) for _ in range(REPEATS)]
+        cold = statistics.median(run.seconds for run in cold_runs)
+        failed = [run.returncode for run in cold_runs if run.returncode != 0]
+        row("cold check", "grader check <solutions copy>, fresh", ms(cold),
+            runs_note([run.seconds for run in cold_runs])
+            + (f"; WARNING: exit status {failed}" if failed else ""))
 
         floor = floor_seconds(folders, examples) / n
-        print(f"  floor   (one warm process, no isolation)      {floor * 1000:8.0f} ms / sub")
+        row("floor", "one warm process, class average", ms(floor), "per submission")
+        floor_seconds([correct], examples)  # warm up on this submission
+        floors = [floor_seconds([correct], examples) for _ in range(REPEATS)]
+        floor_correct = statistics.median(floors)
+        row("floor", "one warm process, correct submission", ms(floor_correct),
+            runs_note(floors))
 
-        serial, _ = timed([*grader_command(), "grade", str(work / "class"), "--out",
-                           str(work / "out1"), "-j", "1", *flags])
-        serial /= n
-        print(f"  grade   -j 1                                  {serial * 1000:8.0f} ms / sub")
+        serial = timed([*grader_command(), "grade", str(work / "class"), "--out",
+                        str(work / "out1"), "-j", "1", *flags]).seconds / n
+        row("grade -j 1", "whole class, one job", ms(serial), "per submission")
 
-        batch, peak = timed([*grader_command(), "grade", str(work / "class"), "--out",
-                             str(work / "outj"), "-j", str(jobs), *flags])
-        print(f"  grade   -j {jobs:<3}  batch wall {batch:6.1f} s        "
-              f"{batch / n * 1000:8.0f} ms / sub   peak memory {peak / 2**20:.0f} MiB")
+        batch_run = timed([*grader_command(), "grade", str(work / "class"), "--out",
+                           str(work / "outj"), "-j", str(jobs), *flags])
+        batch = batch_run.seconds
+        row(f"grade -j {jobs}", f"whole class, batch wall {batch:.1f} s", ms(batch / n),
+            "per submission")
+        peak = batch_run.peak
+        first_half, second_half = batch_run.halves()
+        row("", "peak memory of the process tree", f"{peak / MiB:.0f} MiB",
+            f"first half {first_half / MiB:.0f} MiB, second half {second_half / MiB:.0f} MiB "
+            f"({len(batch_run.samples)} samples)")
 
         if arguments.scheduler:
-            dask, _ = timed([*grader_command(), "grade", str(work / "class"), "--out",
-                             str(work / "outd"), "--scheduler", arguments.scheduler, *flags])
-            print(f"  grade   --scheduler {arguments.scheduler:<9} batch wall {dask:6.1f} s   "
-                  f"{dask / n * 1000:8.0f} ms / sub")
+            dask = timed([*grader_command(), "grade", str(work / "class"), "--out",
+                          str(work / "outd"), "--scheduler", arguments.scheduler,
+                          *flags]).seconds
+            row("grade dask", f"--scheduler {arguments.scheduler}, batch wall {dask:.1f} s",
+                ms(dask / n), "per submission")
 
-        check_total = 0.0
-        for folder in sample:
-            seconds, _ = timed([*grader_command(), "check", str(folder), "--report",
-                                str(work / "r.html"), *flags])
-            check_total += seconds
-        check = check_total / len(sample)
-        print(f"  check   one process per submission            {check * 1000:8.0f} ms / sub")
+        check = statistics.mean(
+            timed([*grader_command(), "check", str(folder), "--report",
+                   str(work / "r.html"), *flags]).seconds for folder in sample)
+        row("check", "one process per submission (sample)", ms(check), "per submission")
 
-        pytest_total = 0.0
-        for folder in sample:
-            seconds, _ = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                str(ROOT / "bench" / "pytest_one_submission.py")],
-                               env={**os.environ, "SUBMISSION": str(folder)}, cwd=work)
-            pytest_total += seconds
-        per_pytest = pytest_total / len(sample)
-        print(f"  pytest  one process per submission            {per_pytest * 1000:8.0f} ms / sub")
+        per_pytest = statistics.mean(
+            timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   str(ROOT / "bench" / "pytest_one_submission.py")],
+                  env={**os.environ, "SUBMISSION": str(folder)}, cwd=work).seconds
+            for folder in sample)
+        row("pytest", "one process per submission (sample)", ms(per_pytest), "per submission")
 
-        overhead = serial - floor
-        print("\nRatios")
-        print(f"  grade -j 1 / floor           {serial / floor:6.2f}x   (overhead beyond the floor "
-              f"{overhead * 1000:.0f} ms / sub; target <= 50 ms)")
-        print(f"  batch wall / (N x floor)     {batch / (n * floor):6.2f}    (target <= 0.75)")
-        print(f"  check per process / grade    {check / (batch / n):6.1f}x")
-        print(f"  pytest per process / grade   {per_pytest / (batch / n):6.1f}x")
-        print(f"  pytest per process / floor   {per_pytest / floor:6.1f}x")
+        print(f"\n  {'Targets (issue 12)':<56} {'measured':>16}   {'target':<22} verdict")
+        cold_ratio = cold / import_torch
+        target("1.", "cold check / import torch", f"{cold_ratio:.2f}x", "<= 2.0x",
+               cold_ratio <= 2.0)
+        floor_ratio = floor_correct / import_torch
+        target("2.", "floor (correct submission) / import torch", f"{floor_ratio:.2f}x",
+               "<= 0.5x", floor_ratio <= 0.5)
+        serial_ratio = serial / floor
+        target("3.", "grade -j 1 per submission / floor (class average)",
+               f"{serial_ratio:.2f}x", "<= 1.05x", serial_ratio <= 1.05)
+        batch_ratio = batch / (n * floor / jobs)
+        target("4.", f"batch wall / (N x floor / {jobs} cores)", f"{batch_ratio:.2f}",
+               "<= 1.15", batch_ratio <= 1.15)
+        growth = second_half / first_half if first_half else float("inf")
+        target("5.", f"peak memory of grade -j {jobs}; 2nd half / 1st half",
+               f"{peak / GiB:.2f} GiB; {growth:.2f}x", "<= 2.2 GiB; <= 1.1x",
+               peak <= 2.2 * GiB and growth <= 1.1)
+
+        print("\n  Other ratios")
+        ratio("grade -j 1 overhead beyond the floor", ms(serial - floor), "per submission")
+        ratio("check per process / grade (batch, per submission)", f"{check / (batch / n):.1f}x")
+        ratio("pytest per process / grade (batch, per submission)",
+              f"{per_pytest / (batch / n):.1f}x")
+        ratio("pytest per process / floor (class average)", f"{per_pytest / floor:.1f}x")
         if arguments.scheduler:
             # Both grade `jobs` submissions at a time: a submission's grading time is the
             # pool's wall per submission times `jobs`, and so is Dask's share of it.
-            print(f"  dask wall / pool wall        {dask / batch:6.3f}    (Dask's overhead "
-                  f"{(dask - batch) / n * jobs * 1000:.0f} ms / sub, "
+            ratio("dask wall / pool wall", f"{dask / batch:.3f}",
+                  f"Dask's overhead {(dask - batch) / n * jobs * 1000:.0f} ms / sub, "
                   f"{(dask - batch) / batch:.1%} of a submission's "
-                  f"{batch / n * jobs * 1000:.0f} ms; target < 5%)")
+                  f"{batch / n * jobs * 1000:.0f} ms; target < 5%")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
