@@ -33,8 +33,11 @@ from grader.failures import (
 )
 from grader.session import Reply, SubmissionSession
 from grader.spec import Exercise
-from grader.worker import codec
+from grader.worker import codec, lazy_dynamo
 from grader.worker.wire import Handle, TensorData
+
+# The references' first optimizer would import torch._dynamo (~1.5 s) for nothing.
+lazy_dynamo.install()
 
 # Errors from tensors that met on different devices (what a missing `device=x.device` causes).
 # ("Tensor on device cpu is not on the expected device meta!", "Expected all tensors to be on

@@ -159,14 +159,16 @@ _warming: threading.Thread | None = None
 
 
 def warm_up_in_background() -> None:
-    """Pay torch's first-use costs in this process (~1 s: the optimizer, backward with
-    explicit grads, the meta device) on a thread, while the first worker starts; the first
-    `grade_submission` waits for it before grading, so nothing runs beside a check."""
+    """Pay torch's first-use costs in this process (the optimizer, backward with explicit
+    grads; not the meta device, which only workers use) on a thread, while the first worker
+    starts; the first `grade_submission` waits for it before grading, so nothing runs beside
+    a check."""
     global _warming
     from grader.worker import zygote
 
     if _warming is None:
-        _warming = threading.Thread(target=zygote.warm_up, name="warm-up", daemon=True)
+        _warming = threading.Thread(target=zygote.warm_up, kwargs={"meta": False},
+                                    name="warm-up", daemon=True)
         _warming.start()
 
 

@@ -2,11 +2,16 @@
 
 Sizes are drawn all-different (so a wrong `dim`, a missing transpose or `*` for `@` cannot match
 a shape by chance), size-1 axes and batch >= 2 appear, layouts include transposed and strided
-views (they break `view`), floats are float32-representable and finite, and big tensors are
-built from a drawn seed instead of element by element.
+views (they break `view`), floats are float32-representable and finite. Values are built from a
+drawn kind and seed, not element by element: drawing is most of what a check costs, and a
+tensor then costs a few draws whatever its size.
 """
 
 from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any
 
 import hypothesis.extra.numpy as hnp
 import numpy as np
@@ -31,13 +36,48 @@ def elements_for(dtype: torch.dtype, *, magnitude: float = 1e3) -> st.SearchStra
     return st.integers(-100, 100)
 
 
+# Hypothesis draws the ends of a small range far more often than its middle (sampled_from
+# three items: ~57% / 31% / 11%). A choice among a few options is made from a wide drawn
+# integer, mixed: every option equally often, and the integer still shrinks to 0, the first.
+_RAW = st.integers(0, 2**32 - 1)
+
+
+def _option(raw: int, count: int) -> int:
+    """An index in [0, count), spread evenly over the drawn integers; 0 for 0."""
+    return ((raw * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) * count >> 64
+
+
+def choose(draw: st.DrawFn, options: tuple | list) -> Any:
+    """One of `options`, each as likely (a failing input shrinks towards the first)."""
+    return options[_option(draw(_RAW), len(options))]
+
+
+@functools.cache
+def shapes(*, min_dims: int = 1, max_dims: int = 4, min_side: int = 1, max_side: int = 6,
+           unique: bool = True) -> st.SearchStrategy[tuple[int, ...]]:
+    """Shapes whose axes have all-different sizes (size 1 allowed once).
+
+    Two draws, whatever the rank: the number of axes (each as likely), then which shape of
+    that rank (listed simplest first, so a failing shape shrinks to few, small axes)."""
+    by_rank = {rank: _shapes_of_rank(rank, min_side, max_side, unique)
+               for rank in range(min_dims, max_dims + 1)}
+    return _indexed_shapes(tuple(listed for listed in by_rank.values() if listed))
+
+
 @st.composite
-def shapes(draw: st.DrawFn, *, min_dims: int = 1, max_dims: int = 4, min_side: int = 1,
-           max_side: int = 6, unique: bool = True) -> tuple[int, ...]:
-    """Shapes whose axes have all-different sizes (size 1 allowed once)."""
-    sizes = st.integers(min_side, max_side)
-    dims = draw(st.lists(sizes, min_size=min_dims, max_size=max_dims, unique=unique))
-    return tuple(dims)
+def _indexed_shapes(draw: st.DrawFn, by_rank: tuple[tuple[tuple[int, ...], ...], ...]
+                    ) -> tuple[int, ...]:
+    listed = choose(draw, by_rank)
+    return listed[draw(st.integers(0, len(listed) - 1))]
+
+
+@functools.cache
+def _shapes_of_rank(rank: int, min_side: int, max_side: int,
+                    unique: bool) -> tuple[tuple[int, ...], ...]:
+    sides = range(min_side, max_side + 1)
+    listed = itertools.permutations(sides, rank) if unique else itertools.product(sides,
+                                                                                 repeat=rank)
+    return tuple(sorted(listed, key=lambda shape: (sum(shape), shape)))
 
 
 @st.composite
@@ -55,31 +95,120 @@ def _as_layout(values: torch.Tensor, layout: str) -> torch.Tensor:
     if layout == "transposed" and values.dim() >= 2:
         return values.transpose(-1, -2).contiguous().transpose(-1, -2)
     if layout == "strided" and values.dim() >= 1 and values.numel() > 1:
+        # every other element of a wider tensor: no two axes can be merged by `view`
         shape = list(values.shape)
-        shape[0] *= 2
+        shape[-1] *= 2
         wide = torch.zeros(shape, dtype=values.dtype)
-        wide[::2] = values
-        return wide[::2]
+        wide[..., ::2] = values
+        return wide[..., ::2]
     return values
 
 
-@st.composite
-def tensors(draw: st.DrawFn, *, shape: tuple[int, ...] | st.SearchStrategy | None = None,
+VALUE_KINDS = ("small integers", "quarters", "uniform", "log-uniform", "edges")
+_INT_LIMIT = 100  # int tensors hold values in [-100, 100] (or the bounds asked for)
+
+
+def _bounds(dtype: torch.dtype, magnitude: float | None, low: float | None,
+            high: float | None) -> tuple[float, float]:
+    if dtype.is_floating_point:
+        default = 1e3 if magnitude is None else float(magnitude)
+        return (-default if low is None else float(low), default if high is None else float(high))
+    limit = _INT_LIMIT if magnitude is None else min(int(magnitude), _INT_LIMIT)
+    return (max(-limit, -_INT_LIMIT if low is None else int(np.ceil(low))),
+            min(limit, _INT_LIMIT if high is None else int(np.floor(high))))
+
+
+def _filled(shape: tuple[int, ...], dtype: torch.dtype, kind: int, seed: int,
+            low: float, high: float) -> torch.Tensor:
+    """Values of one kind (see VALUE_KINDS) in [low, high], from a seed: vectorized, so a
+    tensor costs a few draws however many elements it has."""
+    generator = torch.Generator().manual_seed(seed)
+    if dtype == torch.bool:
+        return torch.rand(shape, generator=generator) < 0.5
+    floating = dtype.is_floating_point
+    small_low, small_high = max(np.ceil(low), -4), min(np.floor(high), 4)
+    if kind == 0 and small_low > small_high:
+        kind = 2  # no small integer in range: uniform instead
+    if kind == 0:  # small integers: readable, with ties and zeros
+        values = torch.randint(int(small_low), int(small_high) + 1, shape, generator=generator,
+                               dtype=torch.int64).double()
+    elif kind == 1 and floating:  # quarters: exact fractions
+        quarter_low, quarter_high = max(np.ceil(low * 4), -32), min(np.floor(high * 4), 32)
+        if quarter_low > quarter_high:
+            return _filled(shape, dtype, 2, seed, low, high)
+        values = torch.randint(int(quarter_low), int(quarter_high) + 1, shape,
+                               generator=generator, dtype=torch.int64).double() / 4
+    elif kind == 3 and floating:  # log-uniform: tiny and huge magnitudes together
+        largest = max(abs(low), abs(high), 1e-3)
+        exponents = torch.rand(shape, generator=generator, dtype=torch.float64)
+        magnitudes = 10 ** (-3 + exponents * (np.log10(largest) + 3))
+        signs = torch.where(torch.rand(shape, generator=generator) < 0.5, -1.0, 1.0)
+        values = (magnitudes * signs.double()).clamp(low, high)
+    elif kind == 4:  # edges: the bounds, zero, ±1 and the midpoint, repeated
+        pool = torch.tensor(sorted({low, high, (low + high) / 2,
+                                    *(v for v in (0.0, 1.0, -1.0) if low <= v <= high)}),
+                            dtype=torch.float64)
+        values = pool[torch.randint(0, len(pool), shape, generator=generator)]
+    else:  # uniform over [low, high]
+        values = low + torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low)
+        if not floating or high - low >= 10:  # readable: whole numbers, or two decimals
+            values = values.round() if not floating else (values * 100).round() / 100
+    if floating:  # float32-representable, so float32 and float64 inputs hold the same values
+        return values.float().clamp(low, high).to(dtype)
+    return values.round().clamp(low, high).to(dtype)
+
+
+_SEED = st.integers(0, 2**32 - 1)
+
+
+def tensors(*, shape: tuple[int, ...] | st.SearchStrategy | None = None,
             dtype: torch.dtype | tuple[torch.dtype, ...] = torch.float32,
+            magnitude: float | None = None, low: float | None = None, high: float | None = None,
             elements: st.SearchStrategy | None = None, layouts: tuple[str, ...] = LAYOUTS,
-            min_dims: int = 1, max_dims: int = 3, max_side: int = 6) -> torch.Tensor:
-    """Small tensors drawn element by element (so hypothesis can shrink the values too)."""
+            min_dims: int = 1, max_dims: int = 3, max_side: int = 6
+            ) -> st.SearchStrategy[torch.Tensor]:
+    """Tensors with all-different axis sizes, in contiguous, transposed or strided layouts.
+
+    Values are finite and lie in [low, high] (default: +-magnitude, which defaults to 1e3 for
+    floats and 100 for ints). They are built from a drawn kind (small integers, quarters,
+    uniform, log-uniform, the range's edges) and a drawn seed: a tensor costs a few draws
+    whatever its size, and a failing input shrinks to a small shape of small integers when
+    those fail too. `elements=` (any hypothesis strategy) draws element by element instead:
+    exact control, at a cost of one draw per element."""
     if shape is None:
         shape = shapes(min_dims=min_dims, max_dims=max_dims, max_side=max_side)
+    elif not isinstance(shape, st.SearchStrategy):
+        shape = tuple(shape)
+    return _tensors(shape, dtype, magnitude, low, high, elements, tuple(layouts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tensors(shape: tuple[int, ...] | st.SearchStrategy, dtype: torch.dtype | tuple,
+             magnitude: float | None, low: float | None, high: float | None,
+             elements: st.SearchStrategy | None, layouts: tuple[str, ...]
+             ) -> st.SearchStrategy[torch.Tensor]:
+    return _drawn_tensors(shape=shape, dtype=dtype, magnitude=magnitude, low=low, high=high,
+                          elements=elements, layouts=layouts)
+
+
+@st.composite
+def _drawn_tensors(draw: st.DrawFn, *, shape: tuple[int, ...] | st.SearchStrategy,
+                   dtype: torch.dtype | tuple[torch.dtype, ...], magnitude: float | None,
+                   low: float | None, high: float | None, elements: st.SearchStrategy | None,
+                   layouts: tuple[str, ...]) -> torch.Tensor:
     if isinstance(shape, st.SearchStrategy):
-        shape = draw(shape)
+        shape = tuple(draw(shape))
     if isinstance(dtype, tuple):
-        dtype = draw(st.sampled_from(dtype))
-    array = draw(hnp.arrays(_NUMPY_DTYPES[dtype], tuple(shape),
-                            elements=elements if elements is not None else elements_for(dtype)))
-    values = torch.from_numpy(np.array(array))
-    layout = draw(st.sampled_from(layouts))
-    return _as_layout(values, layout)
+        dtype = choose(draw, dtype)
+    if elements is not None:
+        array = draw(hnp.arrays(_NUMPY_DTYPES[dtype], shape, elements=elements))
+        values = torch.from_numpy(np.array(array))
+    else:
+        bottom, top = _bounds(dtype, magnitude, low, high)
+        kind = 0 if dtype == torch.bool else _option(draw(_RAW), len(VALUE_KINDS))
+        seed = draw(_SEED)
+        values = _filled(shape, dtype, kind, seed, bottom, top)
+    return _as_layout(values, choose(draw, layouts))
 
 
 @st.composite

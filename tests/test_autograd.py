@@ -12,7 +12,6 @@ from grader.testing import (
     SCALAR_FUNCTIONS,
     Context,
     TensorData,
-    elements_for,
     scalar_function,
     shapes,
     tensors,
@@ -24,9 +23,7 @@ def same_shape_floats(draw: st.DrawFn, count: int, *, magnitude: float = 10.0
                       ) -> list[torch.Tensor]:
     shape = draw(shapes(min_dims=1, max_dims=3, max_side=5))
     dtype = draw(st.sampled_from(FLOAT_DTYPES))
-    return [draw(tensors(shape=shape, dtype=dtype,
-                         elements=elements_for(dtype, magnitude=magnitude)))
-            for _ in range(count)]
+    return [draw(tensors(shape=shape, dtype=dtype, magnitude=magnitude)) for _ in range(count)]
 
 
 def expect_no_grad_state(ctx: Context, after: object, name: str) -> None:
@@ -118,7 +115,7 @@ function_names = st.sampled_from(sorted(SCALAR_FUNCTIONS))
 @gradient
 @pytest.mark.points(1.5)
 @pytest.mark.device_probe(0.5)
-@given(name=function_names, x=tensors(dtype=FLOAT_DTYPES, elements=st.floats(-3, 3, width=32),
+@given(name=function_names, x=tensors(dtype=FLOAT_DTYPES, magnitude=3,
                                       max_dims=3))
 def test_gradient_of_f(ctx: Context, name: str, x: torch.Tensor) -> None:
     """returns the gradient of the scalar function f at x (x's shape)"""
@@ -133,7 +130,7 @@ def test_gradient_of_f(ctx: Context, name: str, x: torch.Tensor) -> None:
 @gradient
 @pytest.mark.points(0.5)
 @pytest.mark.examples(10)
-@given(name=function_names, x=tensors(dtype=FLOAT_DTYPES, elements=st.floats(-3, 3, width=32),
+@given(name=function_names, x=tensors(dtype=FLOAT_DTYPES, magnitude=3,
                                       max_dims=3))
 def test_x_still_needs_no_grad(ctx: Context, name: str, x: torch.Tensor) -> None:
     """leaves x unchanged and not requiring grad"""
@@ -155,10 +152,9 @@ def linear_inputs(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     batch, fan_in, fan_out = draw(st.lists(st.integers(1, 6), min_size=3, max_size=3,
                                            unique=True))
     dtype = draw(st.sampled_from(FLOAT_DTYPES))
-    small = elements_for(dtype, magnitude=10)
-    x = draw(tensors(shape=(batch, fan_in), dtype=dtype, elements=small))
-    w = draw(tensors(shape=(fan_in, fan_out), dtype=dtype, elements=small))
-    b = draw(tensors(shape=(fan_out,), dtype=dtype, elements=small))
+    x = draw(tensors(shape=(batch, fan_in), dtype=dtype, magnitude=10))
+    w = draw(tensors(shape=(fan_in, fan_out), dtype=dtype, magnitude=10))
+    b = draw(tensors(shape=(fan_out,), dtype=dtype, magnitude=10))
     return x, w.requires_grad_(True), b.requires_grad_(True)
 
 

@@ -35,13 +35,24 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def _tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """The values in row-major order, as raw bytes (bool as one byte each)."""
     source = tensor.detach().to("cpu")
+    if source.dtype in _NUMPY_DTYPES:  # numpy copies any strides into row-major bytes at once
+        try:
+            return source.numpy().tobytes()
+        except (RuntimeError, TypeError):  # conjugate or negative views: the general way
+            pass
     # a fresh tensor has textbook strides (a chunk of size 1 may carry stride 2 yet count as
     # "contiguous", which view(uint8) refuses)
     flat = torch.empty(source.shape, dtype=source.dtype).copy_(source).reshape(-1)
     if flat.dtype == torch.bool:
         flat = flat.to(torch.uint8)
     return flat.view(torch.uint8).numpy().tobytes()
+
+
+_NUMPY_DTYPES = {torch.float32, torch.float64, torch.float16, torch.int64, torch.int32,
+                 torch.int16, torch.int8, torch.uint8, torch.bool, torch.complex64,
+                 torch.complex128}
 
 
 def _storage_bytes(tensor: torch.Tensor) -> bytes:

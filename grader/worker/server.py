@@ -99,6 +99,8 @@ class Worker:
 
         from grader.worker import codec, fixtures
 
+        if request.get("reset"):  # the previous example's objects (see session.reset)
+            self.handles.clear()
         try:
             function = self.resolve(request["target"])
         except (KeyError, AttributeError) as error:
@@ -283,6 +285,9 @@ def run_isolated(fd_in: int, fd_out: int, policy_json: str) -> None:
     os.chdir(submission_dir)
     import torch
 
+    from grader.worker import lazy_dynamo
+
+    lazy_dynamo.install()  # a no-op when forked from the zygote, which installed it
     torch.set_num_threads(1)
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -12,24 +12,26 @@ import os
 from grader.worker.server import _monitor, run_isolated
 
 
-def warm_up() -> None:
+def warm_up(*, meta: bool = True) -> None:
     """Pay torch's first-use costs once, in the zygote, instead of in every worker (and in
     the grader while it waits for its first worker).
 
     The first optimizer, DataLoader, backward pass, dispatch mode or meta-device op of a
-    process imports and initialises lazily (~1.2 s in all); a child forked after this starts
+    process imports and initialises lazily (~0.4 s in all, most of it the meta device's sympy;
+    `lazy_dynamo` spares the ~1.5 s of torch._dynamo); a child forked after this starts
     warm (~10 ms). Everything runs on one thread, so no OpenMP pool exists to break in the
     children (`torch.set_num_threads(1)` first; the children set it again). Only the shipped
     fixtures run here: nothing computed holds an answer.
     """
     import torch
 
-    from grader.worker import codec, fixtures
+    from grader.worker import codec, fixtures, lazy_dynamo
 
+    lazy_dynamo.install()  # the first optimizer or meta op would import torch._dynamo (~1.5 s)
     torch.set_num_threads(1)
     fixtures.seed_everything(0)
-    # The meta device imports ~800 modules (sympy, decompositions) on its first op.
-    torch.cat([torch.empty(2, device="meta")] * 2).sum()
+    if meta:  # the meta device imports sympy and decompositions (~0.4 s) on its first op
+        torch.cat([torch.empty(2, device="meta")] * 2).sum()
     x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
     with _monitor(("aten::_softmax",), True):
         for model in (fixtures.mlp([4, 8, 3], seed=0), fixtures.spy_classifier(4, 3, seed=0)):
