@@ -6,6 +6,7 @@ raise `click.ClickException`, which click prints as a one-line `Error: ...`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -193,6 +194,8 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
 
     options = _options(device, examples, only, disk_budget=disk_budget,
                        allow_unsafe=allow_unsafe)
+    # two judge/worker pairs grade the two halves of the exercises side by side
+    options = dataclasses.replace(options, pairs=2)
     started = time.perf_counter()
     interactive = sys.stdout.isatty()
 

@@ -33,7 +33,7 @@ from grader.failures import (
 )
 from grader.session import Reply, SubmissionSession
 from grader.spec import Exercise
-from grader.worker import codec, lazy_dynamo
+from grader.worker import codec, fixtures, lazy_dynamo
 from grader.worker.wire import Handle, TensorData
 
 # The references' first optimizer would import torch._dynamo (~1.5 s) for nothing.
@@ -106,7 +106,13 @@ class Context:
                                         report_args=False, forbid=self.exercise.forbid))
 
     def fixture(self, name: str, *args: Any, keep: bool = True) -> Any:
-        """Build a trusted helper object in the worker (see `grader.fixtures`)."""
+        """Build a trusted helper object in the worker (see `grader.fixtures`). A kept one is
+        built just before the next call into the worker, in the same round trip (a failure
+        to build it is reported there)."""
+        if keep:
+            encoded = [self._encode(arg, self.device) for arg in args]
+            return self.session.defer({"fixture": name}, encoded, seed=self.seed,
+                                      type_name=fixtures.type_name_of(name))
         reply = self._call({"fixture": name}, args, {}, keep=keep)
         if reply.status != "ok":
             raise RuntimeError(f"fixture {name} failed in the worker: {reply.error}")

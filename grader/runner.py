@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader import collect, pack, sandbox
+from grader import collect, pack, sandbox, second_judge
 from grader.failures import (
     FORBIDDEN,
     PASSED,
@@ -47,6 +47,7 @@ class Options:
     pack: Path | None = None  # the pack's folder; None: the active one (the bundled pack)
     disk_bytes: int = sandbox.DEFAULT_DISK_BUDGET  # all files one submission writes, in total
     allow_unsafe: bool = False  # grade even if a start-up probe read what it must not
+    pairs: int = 1  # judge/worker pairs grading one submission side by side (`grader check`)
 
     def runs(self, exercise: Exercise, prop: Property) -> bool:
         return self.checks is None or f"{exercise.id}:{prop.name}" in self.checks
@@ -191,7 +192,6 @@ def grade_submission(submission_dir: Path, options: Options | None = None,
     torch.set_num_threads(1)
     options = options or Options()
     started = time.perf_counter()
-    results = []
     deadline = time.monotonic() + options.limits.submission_seconds
     # the graded pack is the active one while this submission is read (its parts) and graded
     with pack.activated(options.pack), \
@@ -204,18 +204,35 @@ def grade_submission(submission_dir: Path, options: Options | None = None,
             except Crashed:
                 pass  # the first request tries again and reports it
             finish_warm_up()
-        for exercise in selected(options):
-            if time.monotonic() > deadline:
-                result = out_of_time(exercise, options)
-            else:
-                result = grade_exercise(exercise, session, options)
-            results.append(result)
-            if on_exercise is not None:
-                on_exercise(result)
+        chosen = selected(options)
+        ours, theirs = second_judge.split(chosen) if options.pairs > 1 else (chosen, [])
+
+        def grade_theirs(send: Callable[[ExerciseResult], None]) -> None:
+            with SubmissionSession(Path(submission_dir), limits=options.limits,
+                                   settings=options.sandbox_settings()) as own:
+                own.cuda_available = session.cuda_available
+                for exercise in theirs:
+                    send(_graded(exercise, own, options, deadline))
+
+        other = second_judge.SecondJudge(theirs, grade_theirs)
+        in_order = second_judge.InOrder(chosen, on_exercise)
+        for exercise in ours:
+            in_order.add(_graded(exercise, session, options, deadline))
+            in_order.add_all(other.ready())
+        in_order.add_all(other.rest(lambda exercise: _graded(exercise, session, options,
+                                                             deadline)))
+        results = in_order.results()
         isolation, notes = session.isolation, session.notes
     submission_id = submission_id or Path(submission_dir).name.removesuffix(".zip")
     return SubmissionResult(submission_id, results, time.perf_counter() - started,
                             options.devices, isolation, notes)
+
+
+def _graded(exercise: Exercise, session: SubmissionSession, options: Options,
+            deadline: float) -> ExerciseResult:
+    if time.monotonic() > deadline:
+        return out_of_time(exercise, options)
+    return grade_exercise(exercise, session, options)
 
 
 def out_of_time(exercise: Exercise, options: Options) -> ExerciseResult:

@@ -14,6 +14,7 @@ from typing import Any
 from grader import sandbox
 from grader.failures import Crashed, TimedOut
 from grader.worker import codec
+from grader.worker.wire import Handle
 
 PART_STATUSES = ("ok", "missing", "error", "timeout")
 
@@ -63,6 +64,8 @@ class SubmissionSession:
         self.imported: set[str] = set()  # parts imported in the current worker
         self.has_handles = False
         self.reset_pending = False  # drop the worker's objects with the next call
+        self.deferred: list[dict] = []  # fixtures the worker builds before the next call
+        self.deferred_number = 0
         self.cuda_available: bool | None = None
         self.isolation: dict[str, str] = {}  # layer -> "active" or why not, from the worker
         self.notes: list[str] = []  # how the hand-in was read (zip, notebooks)
@@ -121,8 +124,13 @@ class SubmissionSession:
         if self.reset_pending:  # the previous example's objects go first, in the same trip
             request["reset"] = True
             self.reset_pending = False
+        if self.deferred:  # then the objects built for this call (see `defer`)
+            request["before"], self.deferred = self.deferred, []
         reply = self._request(request, timeout or self.limits.call_seconds)
         self.has_handles = reply.get("kept", 1) > 0  # objects the worker holds for us
+        if reply.get("deferred_failed"):
+            raise RuntimeError(f"fixture {reply['deferred_failed']} failed in the worker: "
+                               f"{reply.get('error')}")
         return Reply(
             status=reply["status"],
             value=codec.decode_result(reply.get("value")),
@@ -136,17 +144,29 @@ class SubmissionSession:
             autograd_ran=bool(reply.get("autograd_ran", False)),
         )
 
+    def defer(self, target: dict, args: list, *, seed: int = 0, type_name: str = "") -> Handle:
+        """A trusted object (a fixture) the worker builds at the start of the next call, in
+        the same round trip; returns the handle it will have (numbered here, below zero, so
+        it never meets the worker's own numbers)."""
+        self.deferred_number -= 1
+        self.deferred.append({"target": target, "args": args, "seed": seed,
+                              "keep_as": self.deferred_number})
+        self.has_handles = True
+        return Handle(self.deferred_number, type_name)
+
     def reset(self) -> None:
         """Forget the objects the worker keeps for us (between examples): the worker drops
         them at the start of the next call, which saves a round trip of its own."""
         if self.has_handles and self.worker.pid is not None:
             self.reset_pending = True
         self.has_handles = False
+        self.deferred = []
 
     def start(self) -> None:
         """Start the worker now (it also starts on the first request that needs it)."""
         self.imported.clear()
         self.reset_pending = False
+        self.deferred = []
         try:
             self.worker.start()
         except sandbox.WorkerFailure as failure:

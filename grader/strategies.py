@@ -36,20 +36,9 @@ def elements_for(dtype: torch.dtype, *, magnitude: float = 1e3) -> st.SearchStra
     return st.integers(-100, 100)
 
 
-# Hypothesis draws the ends of a small range far more often than its middle (sampled_from
-# three items: ~57% / 31% / 11%). A choice among a few options is made from a wide drawn
-# integer, mixed: every option equally often, and the integer still shrinks to 0, the first.
-_RAW = st.integers(0, 2**32 - 1)
-
-
-def _option(raw: int, count: int) -> int:
-    """An index in [0, count), spread evenly over the drawn integers; 0 for 0."""
-    return ((raw * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) * count >> 64
-
-
 def choose(draw: st.DrawFn, options: tuple | list) -> Any:
-    """One of `options`, each as likely (a failing input shrinks towards the first)."""
-    return options[_option(draw(_RAW), len(options))]
+    """One of `options` (a failing input shrinks towards the first)."""
+    return options[draw(st.integers(0, len(options) - 1))]
 
 
 @functools.cache
@@ -57,8 +46,8 @@ def shapes(*, min_dims: int = 1, max_dims: int = 4, min_side: int = 1, max_side:
            unique: bool = True) -> st.SearchStrategy[tuple[int, ...]]:
     """Shapes whose axes have all-different sizes (size 1 allowed once).
 
-    Two draws, whatever the rank: the number of axes (each as likely), then which shape of
-    that rank (listed simplest first, so a failing shape shrinks to few, small axes)."""
+    Two draws, whatever the rank: the number of axes, then which shape of that rank (listed
+    simplest first): a failing shape shrinks to few, small axes."""
     by_rank = {rank: _shapes_of_rank(rank, min_side, max_side, unique)
                for rank in range(min_dims, max_dims + 1)}
     return _indexed_shapes(tuple(listed for listed in by_rank.values() if listed))
@@ -91,16 +80,23 @@ def unit_axis_shapes(draw: st.DrawFn, *, max_dims: int = 5) -> tuple[int, ...]:
 
 
 def _as_layout(values: torch.Tensor, layout: str) -> torch.Tensor:
-    """The same values in a (non-)contiguous layout."""
+    """The same values in a (non-)contiguous layout:
+
+    - transposed: stored with the axes in reverse order (a matrix's transpose), so `view` cannot
+      merge any two axes of size > 1;
+    - strided: the first half of each row of a tensor twice as wide in its last axis (every
+      other element of a single row), so `view` cannot merge the last axis with another."""
     if layout == "transposed" and values.dim() >= 2:
-        return values.transpose(-1, -2).contiguous().transpose(-1, -2)
-    if layout == "strided" and values.dim() >= 1 and values.numel() > 1:
-        # every other element of a wider tensor: no two axes can be merged by `view`
-        shape = list(values.shape)
-        shape[-1] *= 2
-        wide = torch.zeros(shape, dtype=values.dtype)
-        wide[..., ::2] = values
-        return wide[..., ::2]
+        reverse = tuple(reversed(range(values.dim())))
+        return values.permute(reverse).contiguous().permute(reverse)
+    if layout == "strided" and values.numel() > 1:
+        *leading, last = values.shape
+        wide = torch.zeros((*leading, last * 2), dtype=values.dtype)
+        if values.numel() == last:  # one row: every other element
+            wide[..., ::2] = values
+            return wide[..., ::2]
+        wide[..., :last] = values
+        return wide[..., :last]
     return values
 
 
@@ -114,8 +110,11 @@ def _bounds(dtype: torch.dtype, magnitude: float | None, low: float | None,
         default = 1e3 if magnitude is None else float(magnitude)
         return (-default if low is None else float(low), default if high is None else float(high))
     limit = _INT_LIMIT if magnitude is None else min(int(magnitude), _INT_LIMIT)
-    return (max(-limit, -_INT_LIMIT if low is None else int(np.ceil(low))),
-            min(limit, _INT_LIMIT if high is None else int(np.floor(high))))
+    bottom = max(-limit, -_INT_LIMIT if low is None else int(np.ceil(low)))
+    top = min(limit, _INT_LIMIT if high is None else int(np.floor(high)))
+    if bottom > top:
+        raise ValueError(f"tensors(dtype={dtype}): no integer lies in [{low}, {high}]")
+    return bottom, top
 
 
 def _filled(shape: tuple[int, ...], dtype: torch.dtype, kind: int, seed: int,
@@ -154,10 +153,21 @@ def _filled(shape: tuple[int, ...], dtype: torch.dtype, kind: int, seed: int,
         if not floating or high - low >= 10:  # readable: whole numbers, or two decimals
             values = values.round() if not floating else (values * 100).round() / 100
     if floating:  # float32-representable, so float32 and float64 inputs hold the same values
-        return values.float().clamp(low, high).to(dtype)
+        return values.float().clamp(*_float32_within(low, high)).to(dtype)
     return values.round().clamp(low, high).to(dtype)
 
 
+def _float32_within(low: float, high: float) -> tuple[float, float]:
+    """The float32 values nearest to the bounds that are still within them."""
+    bottom, top = np.float32(low), np.float32(high)
+    if float(bottom) < low:  # (compared as float64: numpy would compare in float32)
+        bottom = np.nextafter(bottom, np.float32(np.inf))
+    if float(top) > high:
+        top = np.nextafter(top, np.float32(-np.inf))
+    return float(bottom), float(top)
+
+
+_KIND = st.integers(0, len(VALUE_KINDS) - 1)  # in VALUE_KINDS' order: simplest first
 _SEED = st.integers(0, 2**32 - 1)
 
 
@@ -205,7 +215,7 @@ def _drawn_tensors(draw: st.DrawFn, *, shape: tuple[int, ...] | st.SearchStrateg
         values = torch.from_numpy(np.array(array))
     else:
         bottom, top = _bounds(dtype, magnitude, low, high)
-        kind = 0 if dtype == torch.bool else _option(draw(_RAW), len(VALUE_KINDS))
+        kind = 0 if dtype == torch.bool else draw(_KIND)
         seed = draw(_SEED)
         values = _filled(shape, dtype, kind, seed, bottom, top)
     return _as_layout(values, choose(draw, layouts))

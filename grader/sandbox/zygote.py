@@ -26,8 +26,14 @@ class Zygote:
     submission: a worker then starts in milliseconds instead of the ~1.5 s of `import torch`."""
 
     def __init__(self) -> None:
+        import multiprocessing
+
         self.process: subprocess.Popen | None = None
         self.control: Any = None
+        self.owner = os.getpid()  # the process that started it (and may wait for it)
+        # A forked judge (`runner.grade_submission` with halves) shares the control socket:
+        # one request and its answer at a time, across processes.
+        self.lock = multiprocessing.get_context("fork").Lock()
 
     def start(self) -> None:
         """Launch it (it imports torch in the background; the first fork waits for that)."""
@@ -44,22 +50,39 @@ class Zygote:
         theirs.close()
         ours.settimeout(STARTUP_SECONDS)
         self.control = ours
+        self.owner = os.getpid()
         atexit.register(self.close)
+
+    def ended(self) -> bool:
+        """Whether the zygote is gone. A forked judge cannot wait for its parent's child (it
+        would read ECHILD as "ended" and start a zygote of its own): it asks the kernel."""
+        if self.process is None:
+            return True
+        if os.getpid() == self.owner:
+            return self.process.poll() is not None
+        try:
+            os.kill(self.process.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
 
     def _ask(self, message: dict, fds: list[int]) -> int:
         import socket
 
-        if self.process is None or self.process.poll() is not None:
-            self.close()
-            self.start()
-        socket.send_fds(self.control, [json.dumps(message).encode()], fds)
-        answer = b""
-        while not answer.endswith(b"\n"):
-            chunk = self.control.recv(64)
-            if not chunk:
-                raise OSError("the zygote ended")
-            answer += chunk
-        return int(answer)
+        with self.lock:
+            if self.ended():
+                self.close()
+                self.start()
+            socket.send_fds(self.control, [json.dumps(message).encode()], fds)
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = self.control.recv(64)
+                if not chunk:
+                    raise OSError("the zygote ended")
+                answer += chunk
+            return int(answer)
 
     def spawn(self, policy: dict, env: dict[str, str], fds: list[int]) -> int:
         """Fork a worker that reads requests from fds[0], replies on fds[1] and prints to
@@ -77,6 +100,8 @@ class Zygote:
         if self.control is not None:
             self.control.close()
             self.control = None
+        if self.process is not None and os.getpid() != self.owner:
+            self.process = None  # a forked judge's copy: the zygote is its parent's to stop
         if self.process is not None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)

@@ -123,6 +123,13 @@ def describe_module(module: Any, values: bool = True) -> dict:
     return facts
 
 
+def type_name_of(name: str) -> str:
+    """The type of what fixture `name` builds, as feedback names it ("a Sequential")."""
+    return {"mlp": "Sequential", "spy_classifier": "SpyClassifier", "sgd": "SGD",
+            "criterion": "loss function", "loader": "DataLoader", "scalar_function": "function",
+            "assorted_model": "Module"}.get(name, name)
+
+
 WORKER_FIXTURES: dict[str, Callable[..., Any]] = {
     "mlp": mlp,
     "spy_classifier": spy_classifier,

@@ -93,6 +93,27 @@ class Worker:
         self.handles[number] = obj
         return number
 
+    def build(self, request: dict) -> dict | None:
+        """Build a fixture and keep it under the number the grader chose; a reply saying why
+        not, or None."""
+        import numpy as np
+
+        from grader.worker import codec, fixtures
+
+        name = request["target"].get("fixture")
+        try:
+            function = fixtures.WORKER_FIXTURES[name]
+            args = codec.decode_input(request.get("args", []), self.handles)
+            seed = int(request.get("seed", 0))
+            fixtures.seed_everything(seed)
+            random.seed(seed)
+            np.random.seed(seed % (2**32))
+            self.handles[int(request["keep_as"])] = function(*args)
+        except Exception as error:  # noqa: BLE001 - a grader's bug, reported as such
+            return {"status": "error", "deferred_failed": str(name),
+                    "error": describe_error(error, self.submission_dir)}
+        return None
+
     def call(self, request: dict) -> dict:
         """Call the target with decoded inputs; report the result and what happened to inputs."""
         import numpy as np
@@ -101,6 +122,10 @@ class Worker:
 
         if request.get("reset"):  # the previous example's objects (see session.reset)
             self.handles.clear()
+        for fixture in request.get("before", ()):  # objects built for this call (session.defer)
+            failure = self.build(fixture)
+            if failure is not None:
+                return failure
         try:
             function = self.resolve(request["target"])
         except (KeyError, AttributeError) as error:
