@@ -1,0 +1,366 @@
+"""The second judge (`grader check` grades every other part in a forked copy of the grader), the
+shared zygote seen from a forked judge, and fixtures the worker builds with the next call."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from grader import pack, runner, sandbox, second_judge
+from grader.results import ExerciseResult, SubmissionResult
+from grader.session import Reply, SubmissionSession
+from grader.spec import Exercise
+from grader.worker import codec, fixtures
+from grader.worker.wire import Handle
+
+from .conftest import FIXTURES, with_bug
+
+# --- fakes ------------------------------------------------------------------------------------
+
+
+def exercises(*ids: str) -> list[Exercise]:
+    return [Exercise(id=exercise_id, summary="") for exercise_id in ids]
+
+
+def result(exercise_id: str, feedback: str = "", status: str = "passed") -> ExerciseResult:
+    return ExerciseResult(exercise_id, 1.0, 1.0, status, feedback)
+
+
+def ids(items: list) -> list[str]:
+    return [item.id for item in items]
+
+
+# --- split ------------------------------------------------------------------------------------
+
+
+def test_split_gives_every_other_part_away_in_pack_order() -> None:
+    chosen = exercises("t.a", "t.b", "a.a", "tr.a", "tr.b", "tr.c", "n.a", "n.b", "x.a")
+    ours, theirs = second_judge.split(chosen)
+    assert ids(ours) == ["t.a", "t.b", "tr.a", "tr.b", "tr.c", "x.a"]
+    assert ids(theirs) == ["a.a", "n.a", "n.b"]
+
+
+def test_split_keeps_a_single_part_here() -> None:
+    one_part = exercises("t.a", "t.b", "t.c")
+    assert second_judge.split(one_part) == (one_part, [])
+    assert second_judge.split([]) == ([], [])
+
+
+def test_split_keeps_everything_here_without_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "fork")
+    two_parts = exercises("t.a", "a.a")
+    assert second_judge.split(two_parts) == (two_parts, [])
+
+
+def test_split_of_the_bundled_pack_gives_autograd_and_networks_away() -> None:
+    chosen = runner.selected(runner.Options())
+    assert list(dict.fromkeys(exercise.part for exercise in chosen)) == \
+        ["tensors", "autograd", "training", "networks"]
+    ours, theirs = second_judge.split(chosen)
+    assert {exercise.part for exercise in ours} == {"tensors", "training"}
+    assert {exercise.part for exercise in theirs} == {"autograd", "networks"}
+    order = ids(chosen)
+    assert ids(ours) == [i for i in order if i.split(".")[0] in ("tensors", "training")]
+    assert ids(theirs) == [i for i in order if i.split(".")[0] in ("autograd", "networks")]
+
+
+# --- InOrder ----------------------------------------------------------------------------------
+
+
+def test_in_order_reports_each_result_once_as_soon_as_all_earlier_ones_are_known() -> None:
+    reported: list[str] = []
+    in_order = second_judge.InOrder(exercises("p.0", "p.1", "p.2", "p.3", "p.4"),
+                                    lambda r: reported.append(r.id))
+    in_order.add(result("p.2"))
+    in_order.add(result("p.1"))
+    assert reported == []
+    in_order.add(result("p.0"))
+    assert reported == ["p.0", "p.1", "p.2"]
+    in_order.add(result("p.4"))
+    assert reported == ["p.0", "p.1", "p.2"]
+    in_order.add_all([result("p.3")])
+    assert reported == ["p.0", "p.1", "p.2", "p.3", "p.4"]
+    assert ids(in_order.results()) == ["p.0", "p.1", "p.2", "p.3", "p.4"]
+
+
+def test_in_order_results_follow_pack_order_without_a_callback() -> None:
+    in_order = second_judge.InOrder(exercises("p.0", "q.0", "p.1"), None)
+    in_order.add_all([result("p.1", "third"), result("q.0", "second"), result("p.0", "first")])
+    assert [r.feedback for r in in_order.results()] == ["first", "second", "third"]
+
+
+# --- SecondJudge with fake grading ------------------------------------------------------------
+
+
+def graded_here(calls: list[str]) -> Callable[[Exercise], ExerciseResult]:
+    def grade_here(exercise: Exercise) -> ExerciseResult:
+        calls.append(exercise.id)
+        return result(exercise.id, "graded here")
+
+    return grade_here
+
+
+def raises(send: Callable[[ExerciseResult], None]) -> None:
+    raise RuntimeError("the second judge broke before sending anything")
+
+
+def sends_one_then_raises(send: Callable[[ExerciseResult], None]) -> None:
+    send(result("p.0", "graded there"))
+    raise RuntimeError("the second judge broke after one result")
+
+
+def sends_one_then_exits(send: Callable[[ExerciseResult], None]) -> None:
+    send(result("p.0", "graded there"))
+    os._exit(3)
+
+
+@pytest.mark.parametrize("grade", [raises, sends_one_then_raises, sends_one_then_exits])
+def test_a_failing_second_judge_loses_no_exercise(grade: Callable) -> None:
+    theirs = exercises("p.0", "p.1", "q.0")
+    judge = second_judge.SecondJudge(theirs, grade)
+    assert judge.pid is not None and judge.pid != os.getpid()
+    calls: list[str] = []
+    results = judge.rest(graded_here(calls))
+    assert sorted(ids(results)) == ["p.0", "p.1", "q.0"]  # each exactly once
+    sent = [] if grade is raises else ["p.0"]
+    assert calls == [i for i in ids(theirs) if i not in sent]
+    for r in results:
+        assert r.feedback == ("graded there" if r.id in sent else "graded here")
+
+
+def test_results_stream_back_as_they_are_graded() -> None:
+    gate_read, gate_write = os.pipe()
+    big = "x" * 300_000  # several pipe buffers: decoded from partial chunks
+
+    def grade(send: Callable[[ExerciseResult], None]) -> None:
+        send(result("p.0", "first"))
+        send(result("p.1", big))
+        os.read(gate_read, 1)  # wait until the first judge has read the first two
+        send(result("q.0", "last"))
+
+    try:
+        judge = second_judge.SecondJudge(exercises("p.0", "p.1", "q.0"), grade)
+        arrived: list[ExerciseResult] = []
+        deadline = time.monotonic() + 30
+        while len(arrived) < 2 and time.monotonic() < deadline:
+            arrived += judge.ready()
+            time.sleep(0.005)
+        assert ids(arrived) == ["p.0", "p.1"]
+        assert arrived[1].feedback == big
+        assert judge.ready() == []  # nothing more until the gate opens
+        os.write(gate_write, b"!")
+        calls: list[str] = []
+        rest = judge.rest(graded_here(calls))
+    finally:
+        os.close(gate_read)
+        os.close(gate_write)
+    assert ids(rest) == ["q.0"] and rest[0].feedback == "last"
+    assert calls == []  # nothing graded twice
+    assert judge.ready() == [] and judge.rest(graded_here(calls)) == []  # closed and reaped
+
+
+def test_no_exercises_means_no_fork() -> None:
+    def grade(send: Callable[[ExerciseResult], None]) -> None:
+        raise AssertionError("graded nothing")
+
+    judge = second_judge.SecondJudge([], grade)
+    assert judge.pid is None
+    assert judge.ready() == [] and judge.rest(graded_here([])) == []
+
+
+# --- end to end: two pairs grade exactly like one ---------------------------------------------
+
+BUGS = ("autograd__vjp__ignores_v", "tensors__dot__returns_python_float")
+
+
+def comparable(exercise: ExerciseResult) -> tuple:
+    """Everything of a verdict but its timing."""
+    return (exercise.id, exercise.status, exercise.score, exercise.max_score, exercise.feedback,
+            exercise.checks, exercise.summary)
+
+
+def graded_by_two_pairs(folder: Path) -> tuple[SubmissionResult, list[str], list]:
+    """`Options(pairs=2)`: the result, the callback's ids, and the second judges made."""
+    seen: list[str] = []
+    judges: list[second_judge.SecondJudge] = []
+
+    class Recorded(second_judge.SecondJudge):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            judges.append(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(second_judge, "SecondJudge", Recorded)
+        graded = runner.grade_submission(folder, runner.Options(pairs=2),
+                                         on_exercise=lambda r: seen.append(r.id))
+    return graded, seen, judges
+
+
+@pytest.fixture(scope="module")
+def buggy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The solutions with a bug in autograd (the second judge's) and one in tensors (ours)."""
+    folder, _ = with_bug(tmp_path_factory.mktemp("second_judge") / "buggy",
+                         FIXTURES / "bugs" / f"{BUGS[0]}.py")
+    with open(folder / "tensors.py", "a", encoding="utf-8") as handle:
+        handle.write("\n\n" + (FIXTURES / "bugs" / f"{BUGS[1]}.py").read_text(encoding="utf-8"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def buggy_by_one(buggy: Path) -> SubmissionResult:
+    return runner.grade_submission(buggy, runner.Options(pairs=1))
+
+
+@pytest.fixture(scope="module")
+def buggy_by_two(buggy: Path) -> tuple[SubmissionResult, list[str], list]:
+    return graded_by_two_pairs(buggy)
+
+
+@pytest.fixture(scope="module")
+def correct_by_two() -> tuple[SubmissionResult, list[str], list]:
+    return graded_by_two_pairs(pack.pack_folder("solutions"))
+
+
+def test_two_pairs_grade_a_buggy_submission_exactly_like_one(buggy_by_one, buggy_by_two) -> None:
+    by_two, seen, judges = buggy_by_two
+    order = ids(runner.selected(runner.Options()))
+    assert ids(buggy_by_one.exercises) == order
+    assert ids(by_two.exercises) == order
+    assert seen == order  # every exercise once, in pack order
+    # the second judge really graded its half (nothing fell back to this process)
+    [judge] = judges
+    assert judge.pid is not None
+    assert ids(judge.exercises) == [i for i in order if i.split(".")[0] in ("autograd",
+                                                                            "networks")]
+    assert sorted(ids(judge.received)) == sorted(ids(judge.exercises))
+    failing = {ex.id for ex in buggy_by_one.exercises if ex.status != "passed"}
+    assert {"autograd.vjp", "tensors.dot"} <= failing
+    assert [comparable(ex) for ex in by_two.exercises] == \
+        [comparable(ex) for ex in buggy_by_one.exercises]
+    assert by_two.score == buggy_by_one.score < by_two.max_score
+
+
+def test_two_pairs_grade_a_correct_submission_exactly_like_one(solutions_result,
+                                                               correct_by_two) -> None:
+    by_two, seen, judges = correct_by_two
+    order = ids(runner.selected(runner.Options()))
+    assert ids(by_two.exercises) == order
+    assert seen == order
+    [judge] = judges
+    assert sorted(ids(judge.received)) == sorted(ids(judge.exercises)) != []
+    assert [comparable(ex) for ex in by_two.exercises] == \
+        [comparable(ex) for ex in solutions_result.exercises]
+    assert by_two.score == by_two.max_score == solutions_result.score
+
+
+# --- a forked judge and the shared zygote -----------------------------------------------------
+
+
+def test_a_forked_session_leaves_the_parents_zygote_and_worker_alive() -> None:
+    solutions = pack.pack_folder("solutions")
+    with SubmissionSession(solutions) as session:
+        session.start()
+        warm = sandbox.zygote()
+        assert warm.process is not None and not warm.ended()
+        zygote_pid, worker_pid = warm.process.pid, session.worker.pid
+        pid = os.fork()
+        if pid == 0:  # a second judge: its own session through the shared zygote
+            code = 1
+            try:
+                with SubmissionSession(solutions) as own:
+                    own.start()
+                    code = 0 if own.part("autograd").status == "ok" else 2
+            except BaseException:  # noqa: BLE001 - reported through the exit code
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0  # the forked session worked too
+        assert warm.process is not None and warm.process.pid == zygote_pid
+        assert warm.process.poll() is None  # the zygote is alive
+        assert session.part("tensors").status == "ok"
+        assert session.worker.pid == worker_pid  # the same worker, not a restarted one
+        with SubmissionSession(solutions) as after:  # the zygote still forks workers
+            assert after.part("training").status == "ok"
+        assert warm.process.pid == zygote_pid
+
+
+# --- fixtures the worker builds with the next call --------------------------------------------
+
+
+def encoded(value: object) -> object:
+    if isinstance(value, Handle):
+        return {codec.KIND: "handle", "number": value.number, "type": value.type_name}
+    return codec.encode(value, device="cpu", exact_layout=True)
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[SubmissionSession]:
+    with SubmissionSession(pack.pack_folder("solutions")) as session:
+        yield session
+
+
+def describe(session: SubmissionSession, handle: Handle) -> Reply:
+    return session.call({"fixture": "describe_module"}, [encoded(handle)])
+
+
+def test_a_deferred_fixture_is_built_with_the_next_call(session: SubmissionSession) -> None:
+    session.reset()
+    handle = session.defer({"fixture": "mlp"}, [encoded([3, 4, 2]), encoded(7)], seed=0,
+                           type_name="Sequential")
+    assert handle.number < 0 and handle.type_name == "Sequential"
+    reply = describe(session, handle)
+    assert reply.status == "ok", reply.error
+    facts = reply.value
+    assert facts["type"] == "Sequential"
+    expected = fixtures.mlp([3, 4, 2], 7)
+    assert [name for name, _ in facts["parameters"]] == \
+        [name for name, _ in expected.named_parameters()]
+    for (_, got), (_, want) in zip(facts["parameters"], expected.named_parameters(),
+                                   strict=True):
+        assert torch.equal(got.values, want.detach())
+    second = session.defer({"fixture": "mlp"}, [encoded([2, 5]), encoded(0)], seed=0,
+                           type_name="Sequential")
+    assert second.number < handle.number  # never a number the worker hands out
+    assert describe(session, second).value["parameters"][0][1].shape == (5, 2)
+    assert describe(session, handle).value["type"] == "Sequential"  # both are kept
+
+
+def test_a_failing_deferred_fixture_fails_the_next_call(session: SubmissionSession) -> None:
+    session.reset()
+    good = session.defer({"fixture": "mlp"}, [encoded([3, 2]), encoded(0)], seed=0,
+                         type_name="Sequential")
+    assert describe(session, good).status == "ok"
+    session.defer({"fixture": "mlp"}, [encoded([3, -4]), encoded(0)], seed=0,
+                  type_name="Sequential")
+    with pytest.raises(RuntimeError, match="fixture mlp failed in the worker"):
+        describe(session, good)
+    # reported once: the call after it runs (and the earlier object is still there)
+    reply = describe(session, good)
+    assert reply.status == "ok" and reply.value["type"] == "Sequential"
+
+
+def test_reset_drops_pending_deferred_fixtures(session: SubmissionSession) -> None:
+    session.reset()
+    kept = session.defer({"fixture": "mlp"}, [encoded([3, 2]), encoded(0)], seed=0,
+                         type_name="Sequential")
+    assert describe(session, kept).status == "ok"
+    session.defer({"fixture": "mlp"}, [encoded([3, -4]), encoded(0)], seed=0,
+                  type_name="Sequential")
+    dropped = session.defer({"fixture": "mlp"}, [encoded([4, 4]), encoded(0)], seed=0,
+                            type_name="Sequential")
+    session.reset()
+    fresh = session.defer({"fixture": "mlp"}, [encoded([2, 3]), encoded(1)], seed=0,
+                          type_name="Sequential")
+    # one trip: the worker drops its objects, then builds only what was deferred after reset
+    reply = describe(session, fresh)  # the failing fixture was never built: no RuntimeError
+    assert reply.status == "ok" and reply.value["parameters"][0][1].shape == (3, 2)
+    for gone in (kept, dropped):
+        reply = describe(session, gone)
+        assert reply.status == "error" and reply.error["type"] == "KeyError"
