@@ -567,7 +567,7 @@ def new(directory: Path, title: str | None) -> None:
 def run() -> None:
     """The console entry point: `main`, then a quick exit. Tearing down an interpreter that
     imported torch takes ~0.8 s and achieves nothing here: the results are written, the
-    workers are gone, and the zygote is closed first."""
+    workers are gone, and what the sandbox set up is removed first."""
     try:
         main()
         code: object = 0
@@ -582,7 +582,7 @@ def run() -> None:
         code = 1
     from grader import sandbox
 
-    sandbox.close_zygote()
+    sandbox.clean_up()  # the zygote, the cgroup folder, the runtime copy (atexit will not run)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code if isinstance(code, int) else 0 if code is None else 1)

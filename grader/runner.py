@@ -214,6 +214,8 @@ def grade_submission(submission_dir: Path, options: Options | None = None,
                 for exercise in theirs:
                     send(_graded(exercise, own, options, deadline))
 
+        if theirs:
+            sandbox.cgroup_parent()  # its workers' cgroups go in our folder, removed at exit
         other = second_judge.SecondJudge(theirs, grade_theirs)
         in_order = second_judge.InOrder(chosen, on_exercise)
         for exercise in ours:
@@ -282,6 +284,15 @@ def _start_job(slots: Any) -> None:
     sandbox.pin_to_core(slot)
 
 
+def _start_forked_job(slots: Any) -> None:
+    """A forked batch job's set-up: one core of its own, for it and its workers (its zygote is
+    the parent's, shared)."""
+    with slots.get_lock():
+        slot = slots.value
+        slots.value += 1
+    sandbox.pin_job(slot)
+
+
 def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1
                 ) -> Iterator[SubmissionResult]:
     """Grade many submissions, `jobs` at a time; yields results as they finish."""
@@ -298,10 +309,21 @@ def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1
         return
     import multiprocessing
 
-    context = multiprocessing.get_context("spawn")
+    if "fork" in multiprocessing.get_all_start_methods():
+        # Jobs forked from this process start warm (torch, the collected checks) and share
+        # its zygote: one `import torch` for the whole batch instead of two per job.
+        context = multiprocessing.get_context("fork")
+        sandbox.prestart()
+        sandbox.cgroup_parent()  # one folder for every job's workers, removed when we exit
+        warm_up_in_background()
+        finish_warm_up()  # (no thread may run while forking)
+        initializer = _start_forked_job
+    else:
+        context = multiprocessing.get_context("spawn")
+        initializer = _start_job
     slots = context.Value("i", 0)
     with ProcessPoolExecutor(max_workers=min(jobs, len(folders)), mp_context=context,
-                             initializer=_start_job, initargs=(slots,)) as pool:
+                             initializer=initializer, initargs=(slots,)) as pool:
         futures = [pool.submit(_grade_one, folder, options) for folder in folders]
         from concurrent.futures import as_completed
 

@@ -13,7 +13,6 @@ import functools
 import itertools
 from typing import Any
 
-import hypothesis.extra.numpy as hnp
 import numpy as np
 import torch
 from hypothesis import strategies as st
@@ -211,6 +210,8 @@ def _drawn_tensors(draw: st.DrawFn, *, shape: tuple[int, ...] | st.SearchStrateg
     if isinstance(dtype, tuple):
         dtype = choose(draw, dtype)
     if elements is not None:
+        import hypothesis.extra.numpy as hnp  # (~70 ms to import: only when asked for)
+
         array = draw(hnp.arrays(_NUMPY_DTYPES[dtype], shape, elements=elements))
         values = torch.from_numpy(np.array(array))
     else:

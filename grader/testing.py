@@ -11,8 +11,10 @@
   `ctx.expect(condition, message)`, or fail with `ctx.fail(message)` / `ctx.error(message)`:
   each message ends with the smallest failing input. Inputs left unmodified are checked on
   every `ctx.call` unless the exercise says `inputs_unchanged=False`.
-- **Tensor strategies** (hypothesis): `tensors(shape=, dtype=, elements=, layouts=)` (all
-  different axis sizes, transposed and strided views), `shapes`, `unit_axis_shapes`,
+- **Tensor strategies** (hypothesis): `tensors(shape=, dtype=, magnitude=, low=, high=,
+  layouts=)` (all different axis sizes, transposed and strided views; values from a drawn
+  kind and seed, a few draws per tensor; `elements=` draws element by element instead),
+  `shapes`, `unit_axis_shapes`,
   `seeded_tensors` (big tensors built from a drawn seed), `indices`, `dims_of` (negative dims
   too), `elements_for(dtype, magnitude=)`, `FLOAT_DTYPES`.
 - **What comes back from the worker** is inert data: `TensorData` (`.values`, `.shape`,

@@ -35,3 +35,29 @@ def pin_to_core(slot: int) -> None:
     cores = sorted(allowed_cores() or ())
     if cores:  # elsewhere (not Linux) unpinned is fine
         set_cores({cores[slot % len(cores)]})
+
+
+_job_core: int | None = None  # a forked batch job's core: its workers are pinned to it
+
+
+def pin_job(slot: int) -> None:
+    """A batch job forked from the grader, sharing its zygote: run on one core (slot `slot`
+    of the allowed ones), and so does every worker it starts (`pin_worker`). The shared
+    zygote stays unpinned: it serves every job."""
+    global _job_core
+    cores = sorted(allowed_cores() or ())
+    if cores:
+        _job_core = cores[slot % len(cores)]
+        try:
+            os.sched_setaffinity(0, {_job_core})
+        except (AttributeError, OSError):
+            _job_core = None
+
+
+def pin_worker(pid: int) -> None:
+    """Move a worker this job started onto the job's core (when `pin_job` chose one)."""
+    if _job_core is not None:
+        try:
+            os.sched_setaffinity(pid, {_job_core})
+        except (AttributeError, OSError):
+            pass

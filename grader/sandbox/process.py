@@ -19,6 +19,7 @@ from typing import Any
 from grader import handin
 from grader.sandbox.allowlist import can_drop_uid, read_paths, runtime_dir
 from grader.sandbox.cgroups import _remove_cgroup, become_subreaper, cgroup_parent
+from grader.sandbox.cores import pin_worker
 from grader.sandbox.errors import WorkerCrashed, WorkerDiskFull, WorkerFailure, WorkerTimeout
 from grader.sandbox.scratch import DiskWatchdog, copy_submission, worker_environment
 from grader.sandbox.settings import (
@@ -171,6 +172,7 @@ class Worker:
             self.pid = self.process.pid
         os.close(to_worker_read)
         os.close(from_worker_write)
+        pin_worker(self.pid)
         self.to_worker = to_worker_write
         self.from_worker = from_worker_read
         self.starts += 1
