@@ -168,7 +168,7 @@ def warm_up_in_background() -> None:
     from grader.worker import zygote
 
     if _warming is None:
-        _warming = threading.Thread(target=zygote.warm_up, kwargs={"meta": False},
+        _warming = threading.Thread(target=zygote.warm_up, kwargs={"worker": False},
                                     name="warm-up", daemon=True)
         _warming.start()
 

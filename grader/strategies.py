@@ -37,7 +37,14 @@ def elements_for(dtype: torch.dtype, *, magnitude: float = 1e3) -> st.SearchStra
 
 def choose(draw: st.DrawFn, options: tuple | list) -> Any:
     """One of `options` (a failing input shrinks towards the first)."""
-    return options[draw(st.integers(0, len(options) - 1))]
+    return options[draw(_index_below(len(options)))]
+
+
+@functools.cache
+def _index_below(count: int) -> st.SearchStrategy[int]:
+    """One strategy per range, made once: making (and validating) a strategy for every draw
+    would cost more than the draw itself."""
+    return st.integers(0, count - 1)
 
 
 @functools.cache
@@ -56,7 +63,7 @@ def shapes(*, min_dims: int = 1, max_dims: int = 4, min_side: int = 1, max_side:
 def _indexed_shapes(draw: st.DrawFn, by_rank: tuple[tuple[tuple[int, ...], ...], ...]
                     ) -> tuple[int, ...]:
     listed = choose(draw, by_rank)
-    return listed[draw(st.integers(0, len(listed) - 1))]
+    return choose(draw, listed)
 
 
 @functools.cache

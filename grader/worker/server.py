@@ -12,6 +12,7 @@ parent).
 from __future__ import annotations
 
 import errno
+import functools
 import importlib
 import os
 import random
@@ -213,26 +214,34 @@ def _monitor(forbid: Any, watch_autograd: bool) -> Any:
     """A dispatch mode that notes forbidden aten ops and whether autograd's backward ran."""
     if not forbid and not watch_autograd:
         return None
+    return _monitor_class()(frozenset(forbid))
+
+
+@functools.cache
+def _monitor_class() -> type:
+    """The dispatch mode's class, made once (making a class costs more than most calls)."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    forbidden_ops = set(forbid)
+    current_graph_task = torch._C._current_graph_task_id
 
     class CallMonitor(TorchDispatchMode):
-        def __init__(self) -> None:
+        def __init__(self, forbidden_ops: frozenset[str]) -> None:
             super().__init__()
+            self.forbidden_ops = forbidden_ops
             self.forbidden: set[str] = set()
             self.autograd_ran = False
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-            name = str(func.overloadpacket)
-            if name in forbidden_ops or str(func) in forbidden_ops:
-                self.forbidden.add(name)
-            if not self.autograd_ran and torch._C._current_graph_task_id() != -1:
+            if self.forbidden_ops:
+                name = str(func.overloadpacket)
+                if name in self.forbidden_ops or str(func) in self.forbidden_ops:
+                    self.forbidden.add(name)
+            if not self.autograd_ran and current_graph_task() != -1:
                 self.autograd_ran = True
             return func(*args, **(kwargs or {}))
 
-    return CallMonitor()
+    return CallMonitor
 
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{4,}")

@@ -12,16 +12,18 @@ import os
 from grader.worker.server import _monitor, run_isolated
 
 
-def warm_up(*, meta: bool = True) -> None:
+def warm_up(*, worker: bool = True) -> None:
     """Pay torch's first-use costs once, in the zygote, instead of in every worker (and in
     the grader while it waits for its first worker).
 
     The first optimizer, DataLoader, backward pass, dispatch mode or meta-device op of a
-    process imports and initialises lazily (~0.4 s in all, most of it the meta device's sympy;
-    `lazy_dynamo` spares the ~1.5 s of torch._dynamo); a child forked after this starts
-    warm (~10 ms). Everything runs on one thread, so no OpenMP pool exists to break in the
-    children (`torch.set_num_threads(1)` first; the children set it again). Only the shipped
-    fixtures run here: nothing computed holds an answer.
+    process imports and initialises lazily (~0.4 s in all, most of it sympy, for the meta
+    device and explicit gradients; `lazy_dynamo` spares the ~1.5 s of torch._dynamo): a child
+    forked after this starts warm (~10 ms). `worker=False`, the grader's own warm-up (~30 ms),
+    leaves out what its checks seldom need (the meta device, sympy). Everything runs on one
+    thread, so no OpenMP pool exists to break in the children (`torch.set_num_threads(1)`
+    first; the children set it again). Only the shipped fixtures run here: nothing computed
+    holds an answer.
     """
     import torch
 
@@ -30,7 +32,7 @@ def warm_up(*, meta: bool = True) -> None:
     lazy_dynamo.install()  # the first optimizer or meta op would import torch._dynamo (~1.5 s)
     torch.set_num_threads(1)
     fixtures.seed_everything(0)
-    if meta:  # the meta device imports sympy and decompositions (~0.4 s) on its first op
+    if worker:  # the meta device imports sympy and decompositions (~0.4 s) on its first op
         torch.cat([torch.empty(2, device="meta")] * 2).sum()
     x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
     with _monitor(("aten::_softmax",), True):
@@ -48,7 +50,8 @@ def warm_up(*, meta: bool = True) -> None:
             fixtures.describe_module(model)
         leaf = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
         (total,) = torch.autograd.grad(fixtures.scalar_function("sum of cubes")(leaf), leaf)
-        (leaf * 2).backward(torch.ones_like(leaf))  # explicit grads: a lazy import of their own
+        if worker:  # explicit grads import sympy too: a grader pays it only if a check does
+            (leaf * 2).backward(torch.ones_like(leaf))
         torch.nn.functional.mse_loss(torch.softmax(x, 1), torch.log_softmax(x, 1))
         torch.einsum("ij,kj->ik", x, x) @ x
     for kind in fixtures.ASSORTED_MODELS:
