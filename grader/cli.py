@@ -355,7 +355,8 @@ def gradescope_command(submission_dir: Path, results_path: Path, visibility: str
     from grader.formats import outputs
 
     runner.warm_up_in_background()
-    options = _options("all", examples, ())
+    # one submission, cold: two judge/worker pairs, as `grader check`
+    options = dataclasses.replace(_options("all", examples, ()), pairs=2)
     result = runner.grade_submission(submission_dir, options, submission_id="submission")
     outputs.write_gradescope(result, results_path, visibility=visibility)
     click.echo(f"{result.score:g} / {result.max_score:g} -> {results_path}")

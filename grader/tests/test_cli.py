@@ -148,3 +148,28 @@ def test_doctor_lists_every_isolation_layer(cli: CliRunner) -> None:
         assert layer in result.output
         assert isolation.PROTECTS[layer] in result.output
     assert "limits    active" in result.output
+
+
+def test_the_command_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The CLI exits without tearing torch down (os._exit: no atexit), so it removes what the
+    sandbox set up itself: the zygote, its cgroup folder, the runtime copy of the worker. (Each
+    run used to leave a cgroup folder and a copy behind.)"""
+    import glob
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    def runtime_copies() -> set[str]:
+        return set(glob.glob(os.path.join(tempfile.gettempdir(), "torch-grader-runtime-*")))
+
+    before = runtime_copies()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "grader", "check", str(copy_solutions(tmp_path / "s")), "--only",
+         "tensors.dot", "--only", "autograd.vjp", "--report", str(tmp_path / "r.html")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    assert runtime_copies() <= before
+    for root in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):
+        assert not os.path.exists(os.path.join(root, f"torch-grader-{process.pid}"))
