@@ -274,23 +274,25 @@ def current_core() -> int:
         return 0
 
 
+def _next_slot(slots: Any) -> int:
+    """This job's number among the batch's jobs (which core it takes)."""
+    with slots.get_lock():
+        slot = slots.value
+        slots.value += 1
+    return slot
+
+
 def _start_job(slots: Any) -> None:
     """A batch job's set-up: its zygote, then one core of its own (see `sandbox.pin_to_core`)."""
     sandbox.prestart()
     warm_up_in_background()
-    with slots.get_lock():
-        slot = slots.value
-        slots.value += 1
-    sandbox.pin_to_core(slot)
+    sandbox.pin_to_core(_next_slot(slots))
 
 
 def _start_forked_job(slots: Any) -> None:
     """A forked batch job's set-up: one core of its own, for it and its workers (its zygote is
     the parent's, shared)."""
-    with slots.get_lock():
-        slot = slots.value
-        slots.value += 1
-    sandbox.pin_job(slot)
+    sandbox.pin_job(_next_slot(slots))
 
 
 def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1

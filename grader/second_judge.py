@@ -63,10 +63,14 @@ class SecondJudge:
 
     def ready(self) -> list[ExerciseResult]:
         """The results that arrived so far (without waiting)."""
+        return self._read(wait=False)
+
+    def _read(self, *, wait: bool) -> list[ExerciseResult]:
+        """The results in the pipe now, or (`wait`) until the second judge closes it."""
         if self.read is None:
             return []
         arrived = []
-        while select.select([self.read], [], [], 0)[0]:
+        while wait or select.select([self.read], [], [], 0)[0]:
             chunk = os.read(self.read, 1 << 16)
             if not chunk:
                 break
@@ -79,13 +83,7 @@ class SecondJudge:
         graded here."""
         if self.read is None:
             return []
-        arrived = []
-        while True:
-            chunk = os.read(self.read, 1 << 16)
-            if not chunk:
-                break
-            self.buffer += chunk
-            arrived += self._decode()
+        arrived = self._read(wait=True)
         os.close(self.read)
         self.read = None
         os.waitpid(self.pid, 0)

@@ -32,9 +32,15 @@ def pin_to_core(slot: int) -> None:
     of the cores this process may use). Judge and worker take turns (a request, then its
     reply), so one core serves both; waking the other side on the same core is ~3x faster
     than across cores, and parallel jobs on distinct cores never compete."""
+    core = _core_for(slot)
+    if core is not None:  # elsewhere (not Linux) unpinned is fine
+        set_cores({core})
+
+
+def _core_for(slot: int) -> int | None:
+    """The core of slot `slot` among the cores this process may use (None: unknown)."""
     cores = sorted(allowed_cores() or ())
-    if cores:  # elsewhere (not Linux) unpinned is fine
-        set_cores({cores[slot % len(cores)]})
+    return cores[slot % len(cores)] if cores else None
 
 
 _job_core: int | None = None  # a forked batch job's core: its workers are pinned to it
@@ -45,9 +51,8 @@ def pin_job(slot: int) -> None:
     of the allowed ones), and so does every worker it starts (`pin_worker`). The shared
     zygote stays unpinned: it serves every job."""
     global _job_core
-    cores = sorted(allowed_cores() or ())
-    if cores:
-        _job_core = cores[slot % len(cores)]
+    _job_core = _core_for(slot)
+    if _job_core is not None:
         try:
             os.sched_setaffinity(0, {_job_core})
         except (AttributeError, OSError):

@@ -97,18 +97,13 @@ class Worker:
     def build(self, request: dict) -> dict | None:
         """Build a fixture and keep it under the number the grader chose; a reply saying why
         not, or None."""
-        import numpy as np
-
         from grader.worker import codec, fixtures
 
         name = request["target"].get("fixture")
         try:
             function = fixtures.WORKER_FIXTURES[name]
             args = codec.decode_input(request.get("args", []), self.handles)
-            seed = int(request.get("seed", 0))
-            fixtures.seed_everything(seed)
-            random.seed(seed)
-            np.random.seed(seed % (2**32))
+            seed_all(int(request.get("seed", 0)))
             self.handles[int(request["keep_as"])] = function(*args)
         except Exception as error:  # noqa: BLE001 - a grader's bug, reported as such
             return {"status": "error", "deferred_failed": str(name),
@@ -117,9 +112,7 @@ class Worker:
 
     def call(self, request: dict) -> dict:
         """Call the target with decoded inputs; report the result and what happened to inputs."""
-        import numpy as np
-
-        from grader.worker import codec, fixtures
+        from grader.worker import codec
 
         if request.get("reset"):  # the previous example's objects (see session.reset)
             self.handles.clear()
@@ -134,10 +127,7 @@ class Worker:
         args = codec.decode_input(request.get("args", []), self.handles)
         kwargs = codec.decode_input(request.get("kwargs", {KIND: "dict", "items": []}),
                                     self.handles) if request.get("kwargs") else {}
-        seed = int(request.get("seed", 0))
-        fixtures.seed_everything(seed)
-        random.seed(seed)
-        np.random.seed(seed % (2**32))
+        seed_all(int(request.get("seed", 0)))
         monitor = _monitor(request.get("forbid", ()), request.get("watch_autograd", False))
         started = time.perf_counter()
         try:
@@ -169,6 +159,17 @@ class Worker:
 
 
 KIND = "__kind__"
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch, random and NumPy before running anything: the same call, the same draws."""
+    import numpy as np
+
+    from grader.worker import fixtures
+
+    fixtures.seed_everything(seed)
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
 
 
 def try_read(path: str) -> dict:
