@@ -359,13 +359,15 @@ def _seed_once(test: Any) -> None:
     seed, set once, draws the same examples."""
     if getattr(test, "_grader_seeded", False):
         return
-    from hypothesis.internal.compat import int_from_bytes
-    from hypothesis.internal.reflection import function_digest
-
+    test._grader_seeded = True
+    try:  # hypothesis's own helpers (private: without them, hypothesis digests every run)
+        from hypothesis.internal.compat import int_from_bytes
+        from hypothesis.internal.reflection import function_digest
+    except ImportError:
+        return
     digest = function_digest(test.hypothesis.inner_test)
     test._hypothesis_internal_use_seed = int_from_bytes(digest)
     test._hypothesis_internal_database_key = digest
-    test._grader_seeded = True
 
 
 def _reset_worker_objects_between_examples(test: Any) -> None:
