@@ -46,8 +46,12 @@ def describe(value: Any) -> str:
         extra = "requires_grad=True" if value.requires_grad else ""
         if value.device.type == "meta":
             return f"a tensor of shape {shape_text(tuple(value.shape))} on the meta device"
-        return _tensor_text(value, str(value.dtype).removeprefix("torch."), str(value.device),
+        text = _tensor_text(value, str(value.dtype).removeprefix("torch."), str(value.device),
                             extra)
+        if value.numel() > 1 and not value.is_contiguous():  # why `view` fails on it
+            text += (f"\n(not contiguous: a view with strides {tuple(value.stride())}, as "
+                     "x.t() or x[:, ::2] make)")
+        return text
     if isinstance(value, (ArrayData, np.ndarray)):
         values = value.values if isinstance(value, ArrayData) else value
         if values.size > MAX_ELEMENTS_SHOWN:

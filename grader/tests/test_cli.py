@@ -154,22 +154,19 @@ def test_the_command_leaves_nothing_behind(tmp_path: Path) -> None:
     """The CLI exits without tearing torch down (os._exit: no atexit), so it removes what the
     sandbox set up itself: the zygote, its cgroup folder, the runtime copy of the worker. (Each
     run used to leave a cgroup folder and a copy behind.)"""
-    import glob
     import os
     import subprocess
     import sys
-    import tempfile
 
-    def runtime_copies() -> set[str]:
-        return set(glob.glob(os.path.join(tempfile.gettempdir(), "torch-grader-runtime-*")))
-
-    before = runtime_copies()
+    private_tmp = tmp_path / "tmp"  # the run's own temporary folder: nobody else writes there
+    private_tmp.mkdir()
     process = subprocess.Popen(
         [sys.executable, "-m", "grader", "check", str(copy_solutions(tmp_path / "s")), "--only",
          "tensors.dot", "--only", "autograd.vjp", "--report", str(tmp_path / "r.html")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "TMPDIR": str(private_tmp)})
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
-    assert runtime_copies() <= before
+    assert not list(private_tmp.glob("torch-grader-*")), list(private_tmp.iterdir())
     for root in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):
         assert not os.path.exists(os.path.join(root, f"torch-grader-{process.pid}"))

@@ -246,3 +246,15 @@ def test_the_same_examples_on_every_run() -> None:
 def test_int_bounds_without_an_integer_are_refused() -> None:
     with pytest.raises(ValueError, match="no integer"):
         drawn(tensors(dtype=torch.int64, low=0.2, high=0.8), 1)
+
+
+def test_feedback_says_when_an_input_is_not_contiguous() -> None:
+    """A student told "view failed" on an input that prints like any other needs to know why."""
+    from grader.describe import describe
+
+    plain = torch.arange(6.0).reshape(2, 3)
+    assert "contiguous" not in describe(plain)
+    text = describe(plain.t())
+    assert text.startswith("tensor([[0., 3.],") and "(not contiguous: a view with strides (1, 3)" \
+        in text
+    assert "contiguous" not in describe(torch.ones(1, 1).t())  # one element: any layout
