@@ -118,23 +118,21 @@ def _digest(contents: Contents) -> str:
 def ship(submission: Path, *, by_path: bool) -> dict:
     """The shipment of one submission folder (or .zip): its path, or its files."""
     submission = Path(submission).resolve()
-    contents = _contents(submission)
-    shipment: dict = {"name": submission.name, "digest": _digest(contents)}
-    if by_path:
-        shipment["path"] = str(submission)
-    else:
-        shipment["contents"] = contents
-    return shipment
+    return _shipment(submission, _contents(submission), by_path=by_path)
 
 
 def ship_pack(root: Path, *, by_path: bool) -> dict:
     """The shipment of a pack folder: its path, or the files grading reads. `reference`
     turns the latter into the small shipment most tasks carry."""
     root = Path(root).resolve()
-    contents = _pack_contents(root)
-    shipment: dict = {"name": root.name, "digest": _digest(contents)}
+    return _shipment(root, _pack_contents(root), by_path=by_path)
+
+
+def _shipment(folder: Path, contents: Contents, *, by_path: bool) -> dict:
+    """A folder's name and digest, and its path (shared file system) or its contents."""
+    shipment: dict = {"name": folder.name, "digest": _digest(contents)}
     if by_path:
-        shipment["path"] = str(root)
+        shipment["path"] = str(folder)
     else:
         shipment["contents"] = contents
     return shipment

@@ -306,14 +306,19 @@ def session() -> Iterator[SubmissionSession]:
         yield session
 
 
+def defer_mlp(session: SubmissionSession, sizes: list[int], seed: int) -> Handle:
+    """An MLP the worker builds with the next call (a deferred fixture)."""
+    return session.defer({"fixture": "mlp"}, [encoded(sizes), encoded(seed)], seed=0,
+                         type_name="Sequential")
+
+
 def describe(session: SubmissionSession, handle: Handle) -> Reply:
     return session.call({"fixture": "describe_module"}, [encoded(handle)])
 
 
 def test_a_deferred_fixture_is_built_with_the_next_call(session: SubmissionSession) -> None:
     session.reset()
-    handle = session.defer({"fixture": "mlp"}, [encoded([3, 4, 2]), encoded(7)], seed=0,
-                           type_name="Sequential")
+    handle = defer_mlp(session, [3, 4, 2], 7)
     assert handle.number < 0 and handle.type_name == "Sequential"
     reply = describe(session, handle)
     assert reply.status == "ok", reply.error
@@ -325,8 +330,7 @@ def test_a_deferred_fixture_is_built_with_the_next_call(session: SubmissionSessi
     for (_, got), (_, want) in zip(facts["parameters"], expected.named_parameters(),
                                    strict=True):
         assert torch.equal(got.values, want.detach())
-    second = session.defer({"fixture": "mlp"}, [encoded([2, 5]), encoded(0)], seed=0,
-                           type_name="Sequential")
+    second = defer_mlp(session, [2, 5], 0)
     assert second.number < handle.number  # never a number the worker hands out
     assert describe(session, second).value["parameters"][0][1].shape == (5, 2)
     assert describe(session, handle).value["type"] == "Sequential"  # both are kept
@@ -334,11 +338,9 @@ def test_a_deferred_fixture_is_built_with_the_next_call(session: SubmissionSessi
 
 def test_a_failing_deferred_fixture_fails_the_next_call(session: SubmissionSession) -> None:
     session.reset()
-    good = session.defer({"fixture": "mlp"}, [encoded([3, 2]), encoded(0)], seed=0,
-                         type_name="Sequential")
+    good = defer_mlp(session, [3, 2], 0)
     assert describe(session, good).status == "ok"
-    session.defer({"fixture": "mlp"}, [encoded([3, -4]), encoded(0)], seed=0,
-                  type_name="Sequential")
+    defer_mlp(session, [3, -4], 0)
     with pytest.raises(RuntimeError, match="fixture mlp failed in the worker"):
         describe(session, good)
     # reported once: the call after it runs (and the earlier object is still there)
@@ -348,16 +350,12 @@ def test_a_failing_deferred_fixture_fails_the_next_call(session: SubmissionSessi
 
 def test_reset_drops_pending_deferred_fixtures(session: SubmissionSession) -> None:
     session.reset()
-    kept = session.defer({"fixture": "mlp"}, [encoded([3, 2]), encoded(0)], seed=0,
-                         type_name="Sequential")
+    kept = defer_mlp(session, [3, 2], 0)
     assert describe(session, kept).status == "ok"
-    session.defer({"fixture": "mlp"}, [encoded([3, -4]), encoded(0)], seed=0,
-                  type_name="Sequential")
-    dropped = session.defer({"fixture": "mlp"}, [encoded([4, 4]), encoded(0)], seed=0,
-                            type_name="Sequential")
+    defer_mlp(session, [3, -4], 0)
+    dropped = defer_mlp(session, [4, 4], 0)
     session.reset()
-    fresh = session.defer({"fixture": "mlp"}, [encoded([2, 3]), encoded(1)], seed=0,
-                          type_name="Sequential")
+    fresh = defer_mlp(session, [2, 3], 1)
     # one trip: the worker drops its objects, then builds only what was deferred after reset
     reply = describe(session, fresh)  # the failing fixture was never built: no RuntimeError
     assert reply.status == "ok" and reply.value["parameters"][0][1].shape == (3, 2)
