@@ -192,6 +192,7 @@ def ctx(request: pytest.FixtureRequest) -> Any:
 
         session, budget = plain_session(grading, root), Limits().exercise_seconds
     reference = pack.reference(exercise.part, pack.load(root))
+    session.prepare_check(exercise.part)
     return Context(exercise, session, reference, device, budget_seconds=budget)
 
 
@@ -243,14 +244,17 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if grading.driven:
         assert grading.run is not None
         examples, shrink = grading.run.examples, grading.run.shrink
-        status, message = run_check(pyfuncitem.obj, funcargs, prop, examples, shrink)
+        status, message = run_check(pyfuncitem.obj, funcargs, prop, examples, shrink,
+                                    script_key=(str(pyfuncitem.path), pyfuncitem.nodeid))
     else:
         from grader import pack
 
         chosen = pack.load(_pack_of(pyfuncitem))
         early = prerequisite(exercise, plain_session(grading, chosen.root))
         examples = grading.examples or chosen.examples
-        status, message = early or run_check(pyfuncitem.obj, funcargs, prop, examples, True)
+        status, message = early or run_check(
+            pyfuncitem.obj, funcargs, prop, examples, True,
+            script_key=(str(pyfuncitem.path), pyfuncitem.nodeid))
     if device == "cuda" and status != PASSED:
         message = "On the GPU (cuda): " + message
     pyfuncitem.user_properties += [(OUTCOME_STATUS, status), (OUTCOME_FEEDBACK, message)]
@@ -303,8 +307,28 @@ def prerequisite(exercise: Exercise, session: Any) -> tuple[str, str] | None:
 
 
 def run_check(function: Any, funcargs: dict[str, Any], prop: Property, examples: int,
-              shrink: bool) -> tuple[str, str]:
-    """Run one check (a hypothesis test or a plain function) once: (status, feedback)."""
+              shrink: bool, *, script_key: tuple | None = None) -> tuple[str, str]:
+    """Run one check (a hypothesis test or a plain function) once: (status, feedback).
+
+    With a `script_key`, what the check asks the worker is sent ahead when it passed before
+    in this process (`grader.replay`): the same verdict, fewer round trips."""
+    from grader.context import Context
+
+    session = next((value.session for value in funcargs.values()
+                    if isinstance(value, Context)), None)
+    if session is None or script_key is None:
+        return _run_check(function, funcargs, prop, examples, shrink)
+    session.begin_check((*script_key, examples, shrink))
+    status = None
+    try:
+        status, message = _run_check(function, funcargs, prop, examples, shrink)
+    finally:
+        session.end_check(passed=status == PASSED)
+    return status, message
+
+
+def _run_check(function: Any, funcargs: dict[str, Any], prop: Property, examples: int,
+               shrink: bool) -> tuple[str, str]:
     import hypothesis
 
     from grader.profile import grading_settings
@@ -380,10 +404,16 @@ def _reset_worker_objects_between_examples(test: Any) -> None:
     def each_example(*args: Any, **kwargs: Any) -> Any:
         from grader.context import Context
 
-        for value in (*args, *kwargs.values()):
-            if isinstance(value, Context):
-                value.session.reset()
-        return inner(*args, **kwargs)
+        sessions = [value.session for value in (*args, *kwargs.values())
+                    if isinstance(value, Context)]
+        for session in sessions:
+            session.reset()
+        try:
+            return inner(*args, **kwargs)
+        except BaseException:
+            for session in sessions:
+                session.example_failed()
+            raise
 
     each_example._grader_resets = True  # type: ignore[attr-defined]
     test.hypothesis.inner_test = each_example

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader import sandbox
+from grader import replay, sandbox
 from grader.failures import Crashed, TimedOut
-from grader.worker import codec
+from grader.worker import codec, wire
 from grader.worker.wire import Handle
+
+# the worker answers the next request of its script, or goes on ahead (grader.replay)
+STEP, RESUME = wire.dumps({"op": "step"}), wire.dumps({"op": "resume"})
 
 PART_STATUSES = ("ok", "missing", "error", "timeout")
 
@@ -69,6 +72,12 @@ class SubmissionSession:
         self.cuda_available: bool | None = None
         self.isolation: dict[str, str] = {}  # layer -> "active" or why not, from the worker
         self.notes: list[str] = []  # how the hand-in was read (zip, notebooks)
+        # the check being run (see `prepare_check`): its part, what it asked, and its script
+        # being answered ahead or its requests being recorded (grader.replay)
+        self.check_part: str | None = None
+        self.asked: list[bytes] = []
+        self.replay: replay.Replay | None = None
+        self.recording: replay.Recording | None = None
 
     def close(self) -> None:
         self.worker.close()
@@ -154,9 +163,16 @@ class SubmissionSession:
         self.has_handles = True
         return Handle(self.deferred_number, type_name)
 
+    def example_failed(self) -> None:
+        """An example of the check failed or was rejected (see `grader.replay`)."""
+        if self.replay is not None:
+            self.replay.spoiled = True
+
     def reset(self) -> None:
         """Forget the objects the worker keeps for us (between examples): the worker drops
         them at the start of the next call, which saves a round trip of its own."""
+        if self.replay is not None:
+            self.replay.example_starts()
         if self.has_handles and self.worker.pid is not None:
             self.reset_pending = True
         self.has_handles = False
@@ -175,18 +191,109 @@ class SubmissionSession:
         self.isolation = dict(self.worker.isolation)
         self.notes = list(self.worker.notes)
 
+    # -- checks sent ahead (see grader.replay) --------------------------------------------------
+
+    def prepare_check(self, part: str) -> None:
+        """A check is about to be set up: its worker is started with its part imported, and
+        what the check will ask starts from the same state whatever ran before (no objects
+        kept, fixtures numbered from -1), so that it asks the same of every submission."""
+        self.end_check(passed=False)
+        if self.worker.pid is None:
+            try:
+                self.start()
+            except Crashed:
+                return  # its first request says so
+        self.part(part)
+        self.check_part = part
+        self.reset_pending, self.has_handles, self.deferred = True, False, []
+        self.deferred_number = 0
+        self.asked = []
+
+    def begin_check(self, key: tuple) -> None:
+        """The check itself starts: send its script when it passed before in this process,
+        else record what it asks."""
+        script = replay.script_for(key)
+        if self.worker.pid is None:
+            return
+        if script is None:
+            self.recording = replay.Recording(key, self.worker.starts)
+        elif script.requests:
+            try:
+                self.worker.post(wire.dumps(script.message()))
+            except sandbox.WorkerCrashed:
+                return  # (killed) the check's first request starts a fresh worker
+            self.replay = replay.Replay(script)
+
+    def end_check(self, *, passed: bool) -> None:
+        """The check ended: keep its script if it passed asked live in one worker; stop a
+        worker that is still answering requests the check did not ask."""
+        if self.replay is not None and self.replay.ahead:
+            self.worker.kill()  # the next check starts a fresh one
+        recording = self.recording
+        if (recording is not None and passed and self.worker.pid is not None
+                and self.worker.starts == recording.worker_starts):
+            replay.keep(recording.key, recording.script())
+        self.replay = self.recording = None
+        self.check_part, self.asked = None, []
+
     def _request(self, message: dict, timeout: float) -> dict:
         if self.worker.pid is None:
+            self.replay = None  # a fresh worker: the rest of the check is asked live
             self.start()
             if message.get("op") == "call" and "part" in message["target"]:
                 self.part(message["target"]["part"])
+        payload = wire.dumps(message)
+        if self.check_part is not None:
+            self.asked.append(payload)
         try:
-            return self.worker.request(message, timeout=timeout)
+            if self.replay is not None and self.replay.is_next(payload):
+                if self.replay.waiting:
+                    self.worker.post(RESUME if self.replay.may_resume else STEP)
+                    self.replay.waiting = not self.replay.may_resume
+                    self.replay.may_resume = False
+                reply = self.worker.reply_payload(timeout=timeout)
+                self.replay.took(reply)
+                return self._decoded(reply)
+            if self.replay is not None and self.replay.ahead:
+                self._catch_up()
+            self.replay = None
+            self.worker.post(payload)
+            reply = self.worker.reply_payload(timeout=timeout)
+            if self.recording is not None:
+                self.recording.requests.append(payload)
+                self.recording.replies.append(replay.fingerprint(reply))
+            return self._decoded(reply)
         except sandbox.WorkerTimeout as failure:
+            self.replay = None
             raise TimedOut(f"your code did not finish within {timeout:g} s"
                            + _output_hint(failure.output)) from None
         except sandbox.WorkerCrashed as failure:
+            self.replay = None
             raise Crashed(f"{failure}" + _output_hint(failure.output)) from None
+
+    def _decoded(self, payload: bytes) -> dict:
+        try:
+            return wire.loads(payload)
+        except wire.WireError as error:
+            self.worker.kill()
+            raise sandbox.WorkerCrashed(f"the worker sent an unreadable answer ({error})",
+                                        self.worker.output_tail()) from None
+
+    def _catch_up(self) -> None:
+        """The check asked something its script did not while the worker was answering ahead
+        (a check that is not deterministic): a fresh worker is given again what the check
+        asked so far, and the rest of the check is asked live."""
+        *asked, current = self.asked
+        self.worker.kill()
+        self.replay = None
+        self.start()
+        if self.check_part is not None:
+            self.part(self.check_part)
+        self.asked = [*asked, current]
+        if asked:
+            self.worker.post(wire.dumps({"op": "script", "requests": asked, "replies": None}))
+            for _ in asked:
+                self.worker.reply_payload(timeout=self.limits.call_seconds)
 
 
 def _output_hint(output: str) -> str:

@@ -183,12 +183,30 @@ class Worker:
         """Send one request and wait for its reply, at most `timeout` seconds."""
         if self.pid is None:
             self.start()
+        self.post(wire.dumps(message))
+        return self.reply(timeout=timeout)
+
+    def post(self, payload: bytes) -> None:
+        """Send one request, serialized with `wire.dumps` (its reply is read by `reply`)."""
         try:
-            wire.send(self.to_worker, message)
+            wire.send_payload(self.to_worker, payload)
         except (BrokenPipeError, OSError):
             self.kill()
             raise WorkerCrashed("the worker process had already ended",
                                 self.output_tail()) from None
+
+    def reply(self, *, timeout: float) -> dict:
+        """Wait for the next reply, at most `timeout` seconds."""
+        payload = self.reply_payload(timeout=timeout)
+        try:
+            return wire.loads(payload)
+        except wire.WireError as error:
+            self.kill()
+            raise WorkerCrashed(f"the worker sent an unreadable answer ({error})",
+                                self.output_tail()) from None
+
+    def reply_payload(self, *, timeout: float) -> bytes:
+        """Wait for the next reply, at most `timeout` seconds; it comes still serialized."""
         deadline = time.monotonic() + timeout
         poller = select.poll()
         poller.register(self.from_worker, select.POLLIN | select.POLLHUP)
@@ -204,7 +222,7 @@ class Worker:
             if watchdog is not None:
                 self._enforce(watchdog)
         try:
-            reply = wire.receive(self.from_worker)
+            reply = wire.receive_payload(self.from_worker)
         except wire.WireError as error:
             code = None
             if self.process is not None:  # a zygote's child is reaped by the zygote: no code

@@ -53,7 +53,11 @@ def loads(payload: bytes) -> Any:
 
 def send(fd: int, message: Any) -> None:
     """Write one length-prefixed message to a file descriptor."""
-    payload = dumps(message)
+    send_payload(fd, dumps(message))
+
+
+def send_payload(fd: int, payload: bytes) -> None:
+    """Write one message already serialized with `dumps`."""
     data = _HEADER.pack(len(payload)) + payload
     view = memoryview(data)
     while view:
@@ -75,10 +79,15 @@ def read_exactly(fd: int, count: int) -> bytes:
 
 def receive(fd: int) -> Any:
     """Read one length-prefixed message (blocking)."""
+    return loads(receive_payload(fd))
+
+
+def receive_payload(fd: int) -> bytes:
+    """Read one length-prefixed message, still serialized (blocking)."""
     (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size))
     if size > MAX_MESSAGE_BYTES:
         raise WireError(f"message of {size} bytes is over the {MAX_MESSAGE_BYTES} byte limit")
-    return loads(read_exactly(fd, size))
+    return read_exactly(fd, size)
 
 
 # --- Decoded values on the grader side -------------------------------------------------------
