@@ -8,7 +8,6 @@ in the submission's worker (`grader.session`); everything here is the trusted si
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -265,15 +264,6 @@ def _grade_one(folder: Path, options: Options) -> SubmissionResult:
     return grade_submission(folder, options)
 
 
-def current_core() -> int:
-    """The index, among the cores this process may use, of the one it runs on now."""
-    try:
-        cpu = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[36])
-        return sorted(os.sched_getaffinity(0)).index(cpu)
-    except (OSError, ValueError, IndexError, AttributeError):
-        return 0
-
-
 def _next_slot(slots: Any) -> int:
     """This job's number among the batch's jobs (which core it takes)."""
     with slots.get_lock():
@@ -282,32 +272,33 @@ def _next_slot(slots: Any) -> int:
     return slot
 
 
-def _start_job(slots: Any) -> None:
-    """A batch job's set-up: its zygote, then one core of its own (see `sandbox.pin_to_core`)."""
+def _start_job(slots: Any, pinned: bool) -> None:
+    """A batch job's set-up: its zygote, then one core of its own when there are no more cores
+    than jobs (see `sandbox.pin_to_core`)."""
     sandbox.prestart()
     warm_up_in_background()
-    sandbox.pin_to_core(_next_slot(slots))
+    slot = _next_slot(slots)
+    if pinned:
+        sandbox.pin_to_core(slot)
 
 
-def _start_forked_job(slots: Any) -> None:
-    """A forked batch job's set-up: one core of its own, for it and its workers (its zygote is
-    the parent's, shared)."""
-    sandbox.pin_job(_next_slot(slots))
+def _start_forked_job(slots: Any, pinned: bool) -> None:
+    """A forked batch job's set-up: one core of its own, for it and its workers, when there are
+    no more cores than jobs (its zygote is the parent's, shared)."""
+    slot = _next_slot(slots)
+    if pinned:
+        sandbox.pin_job(slot)
 
 
 def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1
                 ) -> Iterator[SubmissionResult]:
     """Grade many submissions, `jobs` at a time; yields results as they finish."""
     if jobs <= 1 or len(folders) <= 1:
-        allowed = sandbox.allowed_cores()
-        try:
-            for index, folder in enumerate(folders):
-                yield grade_submission(folder, options)
-                if index == 0 and len(folders) > 2:
-                    # Started up (zygote and grader warmed in parallel): one job, one core.
-                    sandbox.pin_to_core(current_core())
-        finally:
-            sandbox.set_cores(allowed)
+        # One job, unpinned: from the second submission on, a worker answers a check's
+        # requests ahead (grader.replay) on one core while the grader draws and compares on
+        # another.
+        for folder in folders:
+            yield grade_submission(folder, options)
         return
     import multiprocessing
 
@@ -324,8 +315,12 @@ def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1
         context = multiprocessing.get_context("spawn")
         initializer = _start_job
     slots = context.Value("i", 0)
+    # Every core busy with a job: one core per job (and its workers) keeps each job's caches
+    # warm and the jobs out of each other's way. With cores to spare, a job's grader and
+    # worker may run side by side.
+    pinned = jobs >= len(sandbox.allowed_cores() or ())
     with ProcessPoolExecutor(max_workers=min(jobs, len(folders)), mp_context=context,
-                             initializer=initializer, initargs=(slots,)) as pool:
+                             initializer=initializer, initargs=(slots, pinned)) as pool:
         futures = [pool.submit(_grade_one, folder, options) for folder in folders]
         from concurrent.futures import as_completed
 

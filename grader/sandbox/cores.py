@@ -29,9 +29,8 @@ def set_cores(cores: set[int] | None) -> None:
 
 def pin_to_core(slot: int) -> None:
     """Run this grader process, its zygote and every worker it forks on one core (slot `slot`
-    of the cores this process may use). Judge and worker take turns (a request, then its
-    reply), so one core serves both; waking the other side on the same core is ~3x faster
-    than across cores, and parallel jobs on distinct cores never compete."""
+    of the cores this process may use): when every core has a job of its own, jobs on distinct
+    cores never compete, and a judge and its worker keep that core's caches warm."""
     core = _core_for(slot)
     if core is not None:  # elsewhere (not Linux) unpinned is fine
         set_cores({core})

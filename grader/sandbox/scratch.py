@@ -45,7 +45,7 @@ def worker_environment(scratch: Path, *, cuda: bool, token: str) -> dict[str, st
            "HOME": str(scratch),
            "TMPDIR": str(scratch / "tmp"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONIOENCODING": "utf-8"}
+           "MKL_DISABLE_FAST_MM": "1", "PYTHONIOENCODING": "utf-8"}
     if cuda:
         for name in ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "CUDA_HOME"):
             if name in os.environ:
