@@ -311,7 +311,8 @@ def run_check(function: Any, funcargs: dict[str, Any], prop: Property, examples:
     """Run one check (a hypothesis test or a plain function) once: (status, feedback).
 
     With a `script_key`, what the check asks the worker is sent ahead when it passed before
-    in this process (`grader.replay`): the same verdict, fewer round trips."""
+    in this process, and the check passes without running when every reply is the one it got
+    then (`grader.replay`): the same verdict, for the worker's work alone."""
     from grader.context import Context
 
     session = next((value.session for value in funcargs.values()
@@ -321,7 +322,10 @@ def run_check(function: Any, funcargs: dict[str, Any], prop: Property, examples:
     session.begin_check((*script_key, examples, shrink))
     status = None
     try:
-        status, message = _run_check(function, funcargs, prop, examples, shrink)
+        if session.verify_check():  # every reply as when it passed: it passes again
+            status, message = PASSED, ""
+        else:
+            status, message = _run_check(function, funcargs, prop, examples, shrink)
     finally:
         session.end_check(passed=status == PASSED)
     return status, message

@@ -3,29 +3,29 @@ sent to the worker of each later submission in one message.
 
 A check asks the worker the same requests, in the same order, of every submission that gives
 the same replies: its inputs come from its fixed seed, and only a different reply can make it
-ask something else. So once a check has passed, its requests and a fingerprint of each reply
-are kept (`Script`). For the next submission the worker gets them all at once and answers
-them one after the other without waiting to be asked, while the check runs in the grader as
-always and takes each reply when it asks its request:
+ask something else. And a check is a function of those replies: given the same ones, it comes
+to the same verdict. So once a check has passed, its requests and their replies are kept
+(`Script`), byte for byte. For the next submission:
 
-- while every reply has the recorded fingerprint, the check's next request is the recorded
-  one, so the worker has run exactly what it would have run if asked one request at a time,
-  and its replies are the ones it would have given;
-- after a reply that differs (a wrong answer, or a right one computed another way), the worker
-  stops and waits. Each later request of the check that is the recorded one is answered
-  alone ("step"), as if asked live; the first that is not ends the script, and the rest of the
-  check is asked live. Only when that example passed and the next one starts, with no example
-  of the check having failed so far, does the worker go on ahead again ("resume"): the check's
-  inputs and requests then no longer depend on the reply that differed;
+- the worker gets the requests all at once and answers them one after the other without being
+  asked each, stopping after the first reply that differs from the recorded one (it knows
+  their fingerprints);
+- if every reply is the recorded one, the worker has run exactly what the check would have
+  asked, and the check would pass again: it passes without being run (`verified`);
+- otherwise the check runs as always. It takes the replies already read, up to the one that
+  differed (each request must still be the recorded one), and asks the rest as usual: each
+  later request that is the recorded one is answered alone ("step"); the first that is not
+  ends the script. Only when that example passed and the next one starts, with no example of
+  the check failed so far, does the worker go on ahead again ("resume"): the check's inputs
+  and requests then no longer depend on the reply that differed;
 - a worker that crashes or runs out of time while answering ahead does so at the request where
-  it would have done so when asked: from there the check goes on one request at a time, as
-  it would have.
+  it would have when asked: the check gets that failure when it asks that request.
 
 Grading is therefore the same with or without a script, whichever submission a process graded
-first. Only the number of messages changes: one per check instead of one round trip per
-request, and the worker computes while the grader draws the next inputs and compares.
+first (tested on the bug corpus). A correct submission costs its worker's work and one
+message per check; the grader only compares bytes.
 
-(Should the check ever ask something else while the worker is answering ahead, which a
+(Should the check ever ask something else while the worker is ahead of it, which a
 deterministic check does not do, the worker is replaced by a fresh one that is given again what
 the check asked so far; see `SubmissionSession._catch_up`.)
 """
@@ -45,14 +45,16 @@ def fingerprint(payload: bytes) -> int:
 
 @dataclass(frozen=True)
 class Script:
-    """A passing run of a check: its requests (as `wire.dumps` wrote them) and the
-    fingerprints of their replies."""
+    """A passing run of a check: its requests and their replies, as `wire.dumps` wrote them."""
 
     requests: tuple[bytes, ...]
-    replies: tuple[int, ...]
+    replies: tuple[bytes, ...]
 
     def message(self) -> dict:
-        return {"op": "script", "requests": list(self.requests), "replies": list(self.replies)}
+        """What the worker gets: the requests, and the fingerprints of the replies (a reply
+        that does not match makes it stop; the grader compares the replies themselves)."""
+        return {"op": "script", "requests": list(self.requests),
+                "replies": [fingerprint(reply) for reply in self.replies]}
 
 
 # (check, examples, shrink) -> its script; kept for the life of the process (a few MiB)
@@ -67,19 +69,15 @@ def keep(key: tuple, script: Script) -> None:
     _scripts.setdefault(key, script)
 
 
-def forget_all() -> None:
-    _scripts.clear()
-
-
 @dataclass
 class Recording:
-    """The requests of a check run live and their replies' fingerprints, kept when the check
-    passes in the worker it started with."""
+    """The requests and replies of a check run live, kept when the check passes in the worker
+    it started with."""
 
     key: tuple
     worker_starts: int
     requests: list[bytes] = field(default_factory=list)
-    replies: list[int] = field(default_factory=list)
+    replies: list[bytes] = field(default_factory=list)
 
     def script(self) -> Script:
         return Script(tuple(self.requests), tuple(self.replies))
@@ -90,6 +88,8 @@ class Replay:
     """A check whose script the worker is answering."""
 
     script: Script
+    read: list[bytes] = field(default_factory=list)  # replies read ahead, while verifying
+    failure: BaseException | None = None  # the worker crashed or timed out at len(read)
     taken: int = 0  # the recorded requests the check has asked so far
     waiting: bool = False  # a reply differed: the worker waits for "step" or "resume"
     spoiled: bool = False  # an example of the check failed (or was rejected): no more resume
@@ -101,7 +101,7 @@ class Replay:
 
     def took(self, reply: bytes) -> None:
         """The check took the reply to its next recorded request."""
-        if fingerprint(reply) != self.script.replies[self.taken]:
+        if reply != self.script.replies[self.taken]:
             self.waiting = True
         self.taken += 1
 
@@ -110,5 +110,8 @@ class Replay:
 
     @property
     def ahead(self) -> bool:
-        """Is the worker answering requests the check has not asked yet?"""
-        return not self.waiting and self.taken < len(self.script.requests)
+        """Has the worker answered requests the check has not asked (yet)?"""
+        if self.taken < len(self.read):
+            return True
+        return not self.waiting and self.failure is None and \
+            self.taken < len(self.script.requests)

@@ -236,7 +236,46 @@ class SubmissionSession:
         self.replay = self.recording = None
         self.check_part, self.asked = None, []
 
+    def verify_check(self) -> bool:
+        """Read the worker's replies to the check's script as it sends them: True when every
+        one is the recorded one (the check would pass again: it need not run). Otherwise the
+        worker waits after the first that differs (or it crashed, or ran out of time, which
+        the check will get when it asks that request), and the check runs."""
+        current = self.replay
+        if current is None:
+            return False
+        replies = current.script.replies
+        timeout = self.limits.call_seconds
+        while len(current.read) < len(replies):
+            try:
+                reply = self.worker.reply_payload(timeout=timeout)
+            except sandbox.WorkerTimeout as failure:
+                current.failure = _timed_out(timeout, failure.output)
+                return False
+            except sandbox.WorkerCrashed as failure:
+                current.failure = _crashed(failure)
+                return False
+            current.read.append(reply)
+            if reply != replies[len(current.read) - 1]:
+                return False
+        self.replay = None  # the worker ran the whole script, as the check would have asked
+        return True
+
     def _request(self, message: dict, timeout: float) -> dict:
+        current = self.replay
+        if current is not None and current.taken < len(current.read) + (current.failure is not
+                                                                         None):
+            payload = wire.dumps(message)  # a reply read ahead, or the failure met there
+            if current.is_next(payload):
+                self.asked.append(payload)
+                if current.taken == len(current.read):
+                    self.replay = None
+                    raise current.failure  # type: ignore[misc]
+                reply = current.read[current.taken]
+                current.took(reply)
+                return self._decoded(reply)
+            if self.worker.pid is None:  # (it failed ahead: nothing to catch up with)
+                self.replay = None
         if self.worker.pid is None:
             self.replay = None  # a fresh worker: the rest of the check is asked live
             self.start()
@@ -246,38 +285,39 @@ class SubmissionSession:
         if self.check_part is not None:
             self.asked.append(payload)
         try:
-            if self.replay is not None and self.replay.is_next(payload):
-                if self.replay.waiting:
-                    self.worker.post(RESUME if self.replay.may_resume else STEP)
-                    self.replay.waiting = not self.replay.may_resume
-                    self.replay.may_resume = False
+            current = self.replay
+            if current is not None and current.is_next(payload):
+                if current.waiting:
+                    self.worker.post(RESUME if current.may_resume else STEP)
+                    current.waiting = not current.may_resume
+                    current.may_resume = False
                 reply = self.worker.reply_payload(timeout=timeout)
-                self.replay.took(reply)
+                current.took(reply)
                 return self._decoded(reply)
-            if self.replay is not None and self.replay.ahead:
+            if current is not None and current.ahead:
                 self._catch_up()
             self.replay = None
             self.worker.post(payload)
             reply = self.worker.reply_payload(timeout=timeout)
             if self.recording is not None:
                 self.recording.requests.append(payload)
-                self.recording.replies.append(replay.fingerprint(reply))
+                self.recording.replies.append(reply)
             return self._decoded(reply)
         except sandbox.WorkerTimeout as failure:
             self.replay = None
-            raise TimedOut(f"your code did not finish within {timeout:g} s"
-                           + _output_hint(failure.output)) from None
+            raise _timed_out(timeout, failure.output) from None
         except sandbox.WorkerCrashed as failure:
             self.replay = None
-            raise Crashed(f"{failure}" + _output_hint(failure.output)) from None
+            raise _crashed(failure) from None
 
     def _decoded(self, payload: bytes) -> dict:
         try:
             return wire.loads(payload)
         except wire.WireError as error:
             self.worker.kill()
-            raise sandbox.WorkerCrashed(f"the worker sent an unreadable answer ({error})",
-                                        self.worker.output_tail()) from None
+            self.replay = None
+            raise _crashed(sandbox.WorkerCrashed(f"the worker sent an unreadable answer ({error})",
+                                                 self.worker.output_tail())) from None
 
     def _catch_up(self) -> None:
         """The check asked something its script did not while the worker was answering ahead
@@ -294,6 +334,14 @@ class SubmissionSession:
             self.worker.post(wire.dumps({"op": "script", "requests": asked, "replies": None}))
             for _ in asked:
                 self.worker.reply_payload(timeout=self.limits.call_seconds)
+
+
+def _timed_out(timeout: float, output: str) -> TimedOut:
+    return TimedOut(f"your code did not finish within {timeout:g} s" + _output_hint(output))
+
+
+def _crashed(failure: sandbox.WorkerCrashed) -> Crashed:
+    return Crashed(f"{failure}" + _output_hint(failure.output))
 
 
 def _output_hint(output: str) -> str:
