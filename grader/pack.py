@@ -160,7 +160,7 @@ def pack_folder(kind: str) -> Path:
 
 # How `reference()` answers: from the solutions (normally), noting every answer while
 # `grader release` records, or from recorded answers (in a release, and while it verifies).
-_answers: dict[str, Any] = {"record": None, "replay": None}
+_answers: dict[str, Any] = {"record": None, "replay": None, "block": 0}
 
 
 def release_manifest(chosen: Pack | None = None) -> dict | None:
@@ -182,11 +182,24 @@ def answering(*, record: dict | None = None, replay: tuple[dict, dict] | None = 
     """Within this block, `reference()` records its answers into `record`, or answers only
     from `replay` = (answers, function signatures) without running any solution."""
     saved = dict(_answers)
-    _answers.update(record=record, replay=replay)
+    _answer_blocks[0] += 1
+    _answers.update(record=record, replay=replay, block=_answer_blocks[0])
     try:
         yield
     finally:
+        _answers.clear()
         _answers.update(saved)
+
+
+_answer_blocks = [0]
+
+
+def answer_source() -> tuple | None:
+    """Where references answer from now, for `grader.replay` to keep its scripts apart: None
+    while answers are being recorded (every check must then run to record them)."""
+    if _answers["record"] is not None:
+        return None
+    return ("answers", _answers["block"])
 
 
 def reference(part: str, chosen: Pack | None = None) -> Any:

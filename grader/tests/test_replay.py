@@ -297,3 +297,17 @@ def test_the_worker_answers_ahead_until_a_reply_differs_then_steps_or_resumes(
     assert wire.loads(wire.receive_payload(from_worker))["status"] == "ok"
     wire.send(to_worker, {"op": "resume"})  # nothing left to resume: a protocol error reply
     assert wire.receive(from_worker)["status"] == "error"
+
+
+def test_checks_run_while_a_release_records_the_reference_answers(
+        fresh_scripts: dict, verified: list[bool]) -> None:
+    """`grader release` records the reference's answers by running the checks: none may pass
+    from a script then."""
+    options = runner.Options(only=("tensors.dot",))
+    runner.grade_submission(pack.pack_folder("solutions"), options)
+    assert fresh_scripts
+    answers: dict = {}
+    with pack.answering(record=answers):
+        result = runner.grade_submission(pack.pack_folder("solutions"), options)
+    assert answers and verified == []
+    assert result.score == result.max_score
