@@ -115,3 +115,17 @@ def test_the_judge_process_installs_it() -> None:
     print("ok")
     """)
     assert out.strip() == "ok"
+
+
+def test_a_real_module_still_being_imported_by_another_thread_is_not_used_yet() -> None:
+    """A grader's warm-up thread stepped an optimizer while its main thread was importing the
+    real module: the half-made module (no `disable` yet) must not be called."""
+    out = run_python(PRELUDE + """
+    import types
+    half_made = types.ModuleType("torch._dynamo")  # what another thread's import shows first
+    sys.modules["torch._dynamo"] = half_made
+    assert torch.allclose(sgd_steps(3), torch.tensor(EXPECTED[3]))
+    torch._dynamo.graph_break()
+    print("ok")
+    """)
+    assert out.strip() == "ok"

@@ -51,9 +51,12 @@ def _disable(fn: Any = None, recursive: bool = True, *, wrapping: bool = True,
 
     def call(*args: Any, **kwargs: Any) -> Any:
         module = sys.modules.get(NAME)
-        if module is not None and not isinstance(module, _StandIn):
+        # (another thread may be importing the real module: until it has `disable`, nothing
+        # can be compiling)
+        real_disable = None if isinstance(module, _StandIn) else getattr(module, "disable", None)
+        if real_disable is not None:
             # something compiles now: from here on, as torch meant it
-            disabled = module.disable(fn, recursive, wrapping=False)
+            disabled = real_disable(fn, recursive, wrapping=False)
             try:
                 fn.__dynamo_disable = disabled
             except (AttributeError, TypeError):
@@ -67,8 +70,10 @@ def _disable(fn: Any = None, recursive: bool = True, *, wrapping: bool = True,
 def _graph_break(msg: str = "") -> None:
     """Outside compilation a graph break does nothing (an optimizer's `step` asks for two)."""
     module = sys.modules.get(NAME)
-    if module is not None and not isinstance(module, _StandIn):
-        module.graph_break(msg)
+    real_graph_break = None if isinstance(module, _StandIn) else \
+        getattr(module, "graph_break", None)
+    if real_graph_break is not None:
+        real_graph_break(msg)
 
 
 def _getattr(name: str) -> Any:
