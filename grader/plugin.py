@@ -410,16 +410,10 @@ def _reset_worker_objects_between_examples(test: Any) -> None:
     def each_example(*args: Any, **kwargs: Any) -> Any:
         from grader.context import Context
 
-        sessions = [value.session for value in (*args, *kwargs.values())
-                    if isinstance(value, Context)]
-        for session in sessions:
-            session.reset()
-        try:
-            return inner(*args, **kwargs)
-        except BaseException:
-            for session in sessions:
-                session.example_failed()
-            raise
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, Context):
+                value.session.reset()
+        return inner(*args, **kwargs)
 
     each_example._grader_resets = True  # type: ignore[attr-defined]
     test.hypothesis.inner_test = each_example

@@ -16,8 +16,8 @@ from grader.failures import Crashed, TimedOut
 from grader.worker import codec, wire
 from grader.worker.wire import Handle
 
-# the worker answers the next request of its script, or goes on ahead (grader.replay)
-STEP, RESUME = wire.dumps({"op": "step"}), wire.dumps({"op": "resume"})
+STEP = wire.dumps({"op": "step"})  # the worker answers the next request of its script
+
 
 PART_STATUSES = ("ok", "missing", "error", "timeout")
 
@@ -163,16 +163,9 @@ class SubmissionSession:
         self.has_handles = True
         return Handle(self.deferred_number, type_name)
 
-    def example_failed(self) -> None:
-        """An example of the check failed or was rejected (see `grader.replay`)."""
-        if self.replay is not None:
-            self.replay.spoiled = True
-
     def reset(self) -> None:
         """Forget the objects the worker keeps for us (between examples): the worker drops
         them at the start of the next call, which saves a round trip of its own."""
-        if self.replay is not None:
-            self.replay.example_starts()
         if self.has_handles and self.worker.pid is not None:
             self.reset_pending = True
         self.has_handles = False
@@ -210,8 +203,8 @@ class SubmissionSession:
         self.asked = []
 
     def begin_check(self, key: tuple) -> None:
-        """The check itself starts: send its script when it passed before in this process,
-        else record what it asks."""
+        """The check itself starts: send its script when it passed before in this process
+        (the worker answers the first request at once), else record what it asks."""
         script = replay.script_for(key)
         if self.worker.pid is None:
             return
@@ -222,7 +215,7 @@ class SubmissionSession:
                 self.worker.post(wire.dumps(script.message()))
             except sandbox.WorkerCrashed:
                 return  # (killed) the check's first request starts a fresh worker
-            self.replay = replay.Replay(script)
+            self.replay = replay.Replay(script, answered=1)
 
     def end_check(self, *, passed: bool) -> None:
         """The check ended: keep its script if it passed asked live in one worker; stop a
@@ -237,16 +230,16 @@ class SubmissionSession:
         self.check_part, self.asked = None, []
 
     def verify_check(self) -> bool:
-        """Read the worker's replies to the check's script as it sends them: True when every
-        one is the recorded one (the check would pass again: it need not run). Otherwise the
-        worker waits after the first that differs (or it crashed, or ran out of time, which
-        the check will get when it asks that request), and the check runs."""
+        """Read the worker's replies to the check's script, saying "step" after each one that
+        is the recorded one: True when all are (the check would pass again: it need not run).
+        Otherwise the worker waits after the first that differs (or it crashed, or ran out of
+        time, which the check will get when it asks that request), and the check runs."""
         current = self.replay
         if current is None:
             return False
         replies = current.script.replies
         timeout = self.limits.call_seconds
-        while len(current.read) < len(replies):
+        while True:
             try:
                 reply = self.worker.reply_payload(timeout=timeout)
             except sandbox.WorkerTimeout as failure:
@@ -258,8 +251,15 @@ class SubmissionSession:
             current.read.append(reply)
             if reply != replies[len(current.read) - 1]:
                 return False
-        self.replay = None  # the worker ran the whole script, as the check would have asked
-        return True
+            if len(current.read) == len(replies):
+                self.replay = None  # the worker ran the whole script, as the check would have
+                return True
+            try:
+                self.worker.post(STEP)
+            except sandbox.WorkerCrashed as failure:
+                current.failure = _crashed(failure)
+                return False
+            current.answered += 1
 
     def _request(self, message: dict, timeout: float) -> dict:
         current = self.replay
@@ -271,10 +271,9 @@ class SubmissionSession:
                 if current.taken == len(current.read):
                     self.replay = None
                     raise current.failure  # type: ignore[misc]
-                reply = current.read[current.taken]
-                current.took(reply)
-                return self._decoded(reply)
-            if self.worker.pid is None:  # (it failed ahead: nothing to catch up with)
+                current.taken += 1
+                return self._decoded(current.read[current.taken - 1])
+            if self.worker.pid is None:  # (it failed: nothing to catch up with)
                 self.replay = None
         if self.worker.pid is None:
             self.replay = None  # a fresh worker: the rest of the check is asked live
@@ -287,13 +286,11 @@ class SubmissionSession:
         try:
             current = self.replay
             if current is not None and current.is_next(payload):
-                if current.waiting:
-                    self.worker.post(RESUME if current.may_resume else STEP)
-                    current.waiting = not current.may_resume
-                    current.may_resume = False
-                reply = self.worker.reply_payload(timeout=timeout)
-                current.took(reply)
-                return self._decoded(reply)
+                if current.answered == current.taken:
+                    self.worker.post(STEP)
+                    current.answered += 1
+                current.taken += 1
+                return self._decoded(self.worker.reply_payload(timeout=timeout))
             if current is not None and current.ahead:
                 self._catch_up()
             self.replay = None
@@ -331,8 +328,10 @@ class SubmissionSession:
             self.part(self.check_part)
         self.asked = [*asked, current]
         if asked:
-            self.worker.post(wire.dumps({"op": "script", "requests": asked, "replies": None}))
-            for _ in asked:
+            self.worker.post(wire.dumps({"op": "script", "requests": asked}))
+            for index in range(len(asked)):
+                if index:
+                    self.worker.post(STEP)
                 self.worker.reply_payload(timeout=self.limits.call_seconds)
 
 

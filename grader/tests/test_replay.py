@@ -30,15 +30,17 @@ def fresh_scripts(monkeypatch: pytest.MonkeyPatch) -> dict:
 
 @pytest.fixture
 def answered_ahead(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the replies a running check took from a script (one entry per reply)."""
+    """Counts the requests a running check asked from a script (one entry each)."""
     taken: list[int] = []
-    took = replay.Replay.took
+    is_next = replay.Replay.is_next
 
-    def counting(self: replay.Replay, reply: bytes) -> None:
-        taken.append(self.taken)
-        took(self, reply)
+    def counting(self: replay.Replay, payload: bytes) -> bool:
+        found = is_next(self, payload)
+        if found:
+            taken.append(self.taken)
+        return found
 
-    monkeypatch.setattr(replay.Replay, "took", counting)
+    monkeypatch.setattr(replay.Replay, "is_next", counting)
     return taken
 
 
@@ -187,7 +189,7 @@ def test_stateful_crashing_and_slow_code_gets_the_same_result_ahead(
                         "tensors.concat": "timeout"}
 
 
-# --- a check that asks something else while the worker answers ahead ---------------------------
+# --- a check that asks something else than its replies imply -------------------------------
 
 
 def encoded(value: object) -> object:
@@ -201,43 +203,75 @@ def ask_dot(session: SubmissionSession, u: list[float]) -> float:
     return float(reply.value.values)
 
 
-def test_a_check_that_asks_something_else_meanwhile_gets_a_caught_up_fresh_worker(
-        fresh_scripts: dict, answered_ahead: list[int]) -> None:
+OFF_BY_ONE_FOR_TWO = """
+
+def dot(u, v):
+    return (u * v).sum() + (1 if u.numel() == 2 else 0)
+"""
+
+
+def record_dots(key: tuple, dots: list[list[float]]) -> None:
+    """The script of a check that asks `dot` of each vector (and a ones vector)."""
+    with SubmissionSession(pack.pack_folder("solutions")) as session:
+        session.prepare_check("tensors")
+        session.begin_check(key)
+        for u in dots:
+            ask_dot(session, u)
+        session.end_check(passed=True)
+
+
+def test_a_check_that_asks_something_else_than_its_replies_imply_gets_a_caught_up_worker(
+        tmp_path: Path, fresh_scripts: dict) -> None:
     key = ("a check", "that is not deterministic", 3, True)
-    with SubmissionSession(pack.pack_folder("solutions")) as session:
+    record_dots(key, [[1.0], [1.0, 2.0], [3.0], [4.0]])
+    folder = copy_solutions(tmp_path / "off", ("tensors",))
+    with open(folder / "tensors.py", "a", encoding="utf-8") as handle:
+        handle.write(OFF_BY_ONE_FOR_TWO)
+    with SubmissionSession(folder) as session:
         session.prepare_check("tensors")
         session.begin_check(key)
-        assert [ask_dot(session, [1.0, 2.0]), ask_dot(session, [3.0])] == [3.0, 3.0]
-        session.end_check(passed=True)
-        assert key in fresh_scripts
-        first_worker = session.worker.pid
-
-        session.prepare_check("tensors")
-        session.begin_check(key)  # the worker answers both recorded requests at once
-        assert ask_dot(session, [1.0, 2.0]) == 3.0
-        assert answered_ahead == [0]
-        assert ask_dot(session, [5.0, 5.0]) == 10.0  # not the recorded request
-        assert session.worker.pid != first_worker  # replaced: it had answered [3.0] ahead
-        assert ask_dot(session, [4.0]) == 4.0  # and it goes on, asked live
-        session.end_check(passed=True)
+        assert session.verify_check() is False  # [1, 2] gave 4.0, not 3.0: it stopped there
+        worker = session.worker.pid
+        assert ask_dot(session, [1.0]) == 1.0  # as read while verifying
+        assert ask_dot(session, [9.0]) == 9.0  # not what the replies read imply: caught up
+        assert session.worker.pid != worker
+        assert ask_dot(session, [1.0, 2.0]) == 4.0  # and on, live
+        session.end_check(passed=False)
 
 
-def test_a_check_that_ends_early_stops_the_worker_answering_ahead(fresh_scripts: dict) -> None:
+def test_a_check_that_ends_before_its_replies_do_stops_the_worker(
+        tmp_path: Path, fresh_scripts: dict) -> None:
     key = ("a check", "that ends early", 3, True)
-    with SubmissionSession(pack.pack_folder("solutions")) as session:
+    record_dots(key, [[1.0], [1.0, 2.0], [3.0]])
+    folder = copy_solutions(tmp_path / "off", ("tensors",))
+    with open(folder / "tensors.py", "a", encoding="utf-8") as handle:
+        handle.write(OFF_BY_ONE_FOR_TWO)
+    with SubmissionSession(folder) as session:
         session.prepare_check("tensors")
         session.begin_check(key)
-        for value in range(4):
-            ask_dot(session, [float(value)])
+        assert session.verify_check() is False
+        ask_dot(session, [1.0])  # the check stops before taking the reply it read for [1, 2]
+        session.end_check(passed=False)
+        assert session.worker.pid is None  # that worker ran a request the check never asked
+        session.prepare_check("tensors")  # the next check starts a fresh one
+        assert ask_dot(session, [2.0, 2.0]) == 5.0
+
+
+def test_a_check_asked_past_a_reply_that_differed_steps_the_worker(
+        tmp_path: Path, fresh_scripts: dict, answered_ahead: list[int]) -> None:
+    key = ("a check", "with a reply that differs", 3, True)
+    record_dots(key, [[1.0, 2.0], [3.0], [4.0]])
+    folder = copy_solutions(tmp_path / "off", ("tensors",))
+    with open(folder / "tensors.py", "a", encoding="utf-8") as handle:
+        handle.write(OFF_BY_ONE_FOR_TWO)
+    with SubmissionSession(folder) as session:
+        session.prepare_check("tensors")
+        session.begin_check(key)
+        assert session.verify_check() is False  # the first reply differs
+        worker = session.worker.pid
+        assert [ask_dot(session, u) for u in ([1.0, 2.0], [3.0], [4.0])] == [4.0, 3.0, 4.0]
+        assert answered_ahead == [0, 1, 2] and session.worker.pid == worker
         session.end_check(passed=True)
-        session.prepare_check("tensors")
-        session.begin_check(key)
-        ask_dot(session, [0.0])
-        pid = session.worker.pid
-        session.end_check(passed=False)  # three requests were answered and never taken
-        assert session.worker.pid is None and pid is not None
-        session.prepare_check("tensors")  # the next check starts a fresh worker
-        assert ask_dot(session, [2.0, 2.0]) == 4.0
 
 
 # --- the worker's side ------------------------------------------------------------------------
@@ -275,27 +309,21 @@ def dot_request(u: list[float]) -> bytes:
                        "seed": 0})
 
 
-def test_the_worker_answers_ahead_until_a_reply_differs_then_steps_or_resumes(
+def test_the_worker_answers_one_request_of_its_script_per_step(
         served: tuple[int, int]) -> None:
     to_worker, from_worker = served
-    requests = [dot_request([float(n)]) for n in range(5)]
+    requests = [dot_request([float(n)]) for n in range(3)]
     alone = []  # each reply as asked alone
     for request in requests:
         wire.send_payload(to_worker, request)
         alone.append(wire.receive_payload(from_worker))
-    fingerprints = [replay.fingerprint(reply) for reply in alone]
-    fingerprints[1] = fingerprints[3] = 0  # the grader expects other replies there
-    wire.send(to_worker, {"op": "script", "requests": requests, "replies": fingerprints})
-    assert [wire.receive_payload(from_worker) for _ in range(2)] == alone[:2]
-    wire.send(to_worker, {"op": "step"})  # one more, then it waits again
-    assert wire.receive_payload(from_worker) == alone[2]
-    wire.send(to_worker, {"op": "resume"})  # on ahead: stops after the next differing reply
-    assert wire.receive_payload(from_worker) == alone[3]
-    wire.send(to_worker, {"op": "resume"})
-    assert wire.receive_payload(from_worker) == alone[4]
+    wire.send(to_worker, {"op": "script", "requests": requests})
+    assert wire.receive_payload(from_worker) == alone[0]  # the first at once
+    wire.send(to_worker, {"op": "step"})
+    assert wire.receive_payload(from_worker) == alone[1]  # then one per step
     wire.send_payload(to_worker, dot_request([7.0]))  # an ordinary request ends the script
     assert wire.loads(wire.receive_payload(from_worker))["status"] == "ok"
-    wire.send(to_worker, {"op": "resume"})  # nothing left to resume: a protocol error reply
+    wire.send(to_worker, {"op": "step"})  # nothing left to step: a protocol error reply
     assert wire.receive(from_worker)["status"] == "error"
 
 

@@ -290,43 +290,31 @@ def serve(fd_in: int, fd_out: int, submission_dir: Path) -> None:
             return
         operation = request.get("op")
         if operation == "script":  # a check's requests, sent ahead (grader.replay)
-            script = Script(request.get("requests", []), request.get("replies"))
-            script.run(worker, fd_out)
-        elif operation in ("resume", "step") and script is not None:
-            script.run(worker, fd_out, steps=1 if operation == "step" else None)
+            script = Script(request.get("requests", []))
+            script.step(worker, fd_out)
+        elif operation == "step" and script is not None:
+            script.step(worker, fd_out)
         else:
             script = None
             wire.send_payload(fd_out, answer(worker, request))
 
 
 class Script:
-    """Requests to answer one after another, without waiting to be asked; with the
-    fingerprints of the replies the grader expects, it stops after the first reply that
-    differs (the grader then says "step" for one more, "resume", or asks something else)."""
+    """A check's requests, sent ahead: each "step" answers the next one (the first is answered
+    at once). The grader says "step" only once it has the previous reply and found it to be
+    the recorded one, so nothing here runs that the check would not have asked, and nothing
+    here learns what the grader expects."""
 
-    def __init__(self, requests: list[bytes], replies: list[int] | None) -> None:
+    def __init__(self, requests: list[bytes]) -> None:
         self.requests = requests
-        self.replies = replies
         self.next = 0
 
-    def run(self, worker: Worker, fd_out: int, steps: int | None = None) -> None:
+    def step(self, worker: Worker, fd_out: int) -> None:
         from grader.worker import wire
 
-        while self.next < len(self.requests) and steps != 0:
-            index = self.next
+        if self.next < len(self.requests):
             self.next += 1
-            steps = None if steps is None else steps - 1
-            payload = answer(worker, wire.loads(self.requests[index]))
-            wire.send_payload(fd_out, payload)
-            if self.replies is not None and fingerprint(payload) != self.replies[index]:
-                return
-
-
-def fingerprint(payload: bytes) -> int:
-    """As `grader.replay.fingerprint` (the worker cannot import the grader's modules)."""
-    import zlib
-
-    return (len(payload) << 32) | zlib.crc32(payload)
+            wire.send_payload(fd_out, answer(worker, wire.loads(self.requests[self.next - 1])))
 
 
 def answer(worker: Worker, request: dict) -> bytes:
