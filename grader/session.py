@@ -262,11 +262,11 @@ class SubmissionSession:
             current.answered += 1
 
     def _request(self, message: dict, timeout: float) -> dict:
+        payload = wire.dumps(message)
         current = self.replay
         if current is not None and current.taken < len(current.read) + (current.failure is not
                                                                          None):
-            payload = wire.dumps(message)  # a reply read ahead, or the failure met there
-            if current.is_next(payload):
+            if current.is_next(payload):  # a reply read ahead, or the failure met there
                 self.asked.append(payload)
                 if current.taken == len(current.read):
                     self.replay = None
@@ -280,7 +280,6 @@ class SubmissionSession:
             self.start()
             if message.get("op") == "call" and "part" in message["target"]:
                 self.part(message["target"]["part"])
-        payload = wire.dumps(message)
         if self.check_part is not None:
             self.asked.append(payload)
         try:
@@ -309,12 +308,10 @@ class SubmissionSession:
 
     def _decoded(self, payload: bytes) -> dict:
         try:
-            return wire.loads(payload)
-        except wire.WireError as error:
-            self.worker.kill()
+            return self.worker.decoded(payload)
+        except sandbox.WorkerCrashed as failure:
             self.replay = None
-            raise _crashed(sandbox.WorkerCrashed(f"the worker sent an unreadable answer ({error})",
-                                                 self.worker.output_tail())) from None
+            raise _crashed(failure) from None
 
     def _catch_up(self) -> None:
         """The check asked something its script did not while the worker was answering ahead

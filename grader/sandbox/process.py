@@ -197,7 +197,10 @@ class Worker:
 
     def reply(self, *, timeout: float) -> dict:
         """Wait for the next reply, at most `timeout` seconds."""
-        payload = self.reply_payload(timeout=timeout)
+        return self.decoded(self.reply_payload(timeout=timeout))
+
+    def decoded(self, payload: bytes) -> dict:
+        """A reply read with `reply_payload`, as plain data (an unreadable one ends the worker)."""
         try:
             return wire.loads(payload)
         except wire.WireError as error:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -179,9 +180,7 @@ def test_stateful_crashing_and_slow_code_gets_the_same_result_ahead(
     options = runner.Options(only=("tensors.dot", "tensors.count_elements", "tensors.concat"),
                              limits=Limits(call_seconds=1.0))
     runner.grade_submission(pack.pack_folder("solutions"), options)
-    folder = copy_solutions(tmp_path / "odd")
-    with open(folder / "tensors.py", "a", encoding="utf-8") as handle:
-        handle.write(STATEFUL_CRASHING_SLOW)
+    folder = solutions_with(tmp_path / "odd", STATEFUL_CRASHING_SLOW, pack.parts())
     live, ahead = graded_both_ways(folder, options, monkeypatch)
     assert ahead == live
     statuses = {ex["id"]: ex["status"] for ex in ahead["exercises"]}
@@ -220,17 +219,30 @@ def record_dots(key: tuple, dots: list[list[float]]) -> None:
         session.end_check(passed=True)
 
 
+def solutions_with(folder: Path, code: str, parts: tuple[str, ...] = ("tensors",)) -> Path:
+    """The solutions, with `code` added at the end of tensors.py (its definitions win)."""
+    copy_solutions(folder, parts)
+    with open(folder / "tensors.py", "a", encoding="utf-8") as handle:
+        handle.write(code)
+    return folder
+
+
+@contextmanager
+def replaying_off_by_one(tmp_path: Path, key: tuple) -> Iterator[SubmissionSession]:
+    """A session on a submission whose `dot` is off by one for two-element vectors, in the
+    check `key` recorded on the solutions, once verifying its replies stopped at a difference."""
+    with SubmissionSession(solutions_with(tmp_path / "off", OFF_BY_ONE_FOR_TWO)) as session:
+        session.prepare_check("tensors")
+        session.begin_check(key)
+        assert session.verify_check() is False
+        yield session
+
+
 def test_a_check_that_asks_something_else_than_its_replies_imply_gets_a_caught_up_worker(
         tmp_path: Path, fresh_scripts: dict) -> None:
     key = ("a check", "that is not deterministic", 3, True)
     record_dots(key, [[1.0], [1.0, 2.0], [3.0], [4.0]])
-    folder = copy_solutions(tmp_path / "off", ("tensors",))
-    with open(folder / "tensors.py", "a", encoding="utf-8") as handle:
-        handle.write(OFF_BY_ONE_FOR_TWO)
-    with SubmissionSession(folder) as session:
-        session.prepare_check("tensors")
-        session.begin_check(key)
-        assert session.verify_check() is False  # [1, 2] gave 4.0, not 3.0: it stopped there
+    with replaying_off_by_one(tmp_path, key) as session:  # [1, 2] gave 4.0: it stopped there
         worker = session.worker.pid
         assert ask_dot(session, [1.0]) == 1.0  # as read while verifying
         assert ask_dot(session, [9.0]) == 9.0  # not what the replies read imply: caught up
@@ -243,13 +255,7 @@ def test_a_check_that_ends_before_its_replies_do_stops_the_worker(
         tmp_path: Path, fresh_scripts: dict) -> None:
     key = ("a check", "that ends early", 3, True)
     record_dots(key, [[1.0], [1.0, 2.0], [3.0]])
-    folder = copy_solutions(tmp_path / "off", ("tensors",))
-    with open(folder / "tensors.py", "a", encoding="utf-8") as handle:
-        handle.write(OFF_BY_ONE_FOR_TWO)
-    with SubmissionSession(folder) as session:
-        session.prepare_check("tensors")
-        session.begin_check(key)
-        assert session.verify_check() is False
+    with replaying_off_by_one(tmp_path, key) as session:
         ask_dot(session, [1.0])  # the check stops before taking the reply it read for [1, 2]
         session.end_check(passed=False)
         assert session.worker.pid is None  # that worker ran a request the check never asked
@@ -261,13 +267,7 @@ def test_a_check_asked_past_a_reply_that_differed_steps_the_worker(
         tmp_path: Path, fresh_scripts: dict, answered_ahead: list[int]) -> None:
     key = ("a check", "with a reply that differs", 3, True)
     record_dots(key, [[1.0, 2.0], [3.0], [4.0]])
-    folder = copy_solutions(tmp_path / "off", ("tensors",))
-    with open(folder / "tensors.py", "a", encoding="utf-8") as handle:
-        handle.write(OFF_BY_ONE_FOR_TWO)
-    with SubmissionSession(folder) as session:
-        session.prepare_check("tensors")
-        session.begin_check(key)
-        assert session.verify_check() is False  # the first reply differs
+    with replaying_off_by_one(tmp_path, key) as session:  # the first reply differs
         worker = session.worker.pid
         assert [ask_dot(session, u) for u in ([1.0, 2.0], [3.0], [4.0])] == [4.0, 3.0, 4.0]
         assert answered_ahead == [0, 1, 2] and session.worker.pid == worker
