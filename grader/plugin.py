@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from grader import profile  # noqa: F401 - registers the grading profile, fixes the constants
+from grader import prng
 from grader.failures import (
     ERROR,
     PASSED,
@@ -349,7 +350,8 @@ def _run_check(function: Any, funcargs: dict[str, Any], prop: Property, examples
         _seed_once(target)  # from the check's own source: first, before the wrapper below
         _reset_worker_objects_between_examples(target)
     try:
-        function(**funcargs)
+        with prng.restored_after():
+            function(**funcargs)
     except Abort as abort:
         return abort.status, abort.message
     except hypothesis.errors.Unsatisfiable:

@@ -164,12 +164,20 @@ def warm_up_in_background() -> None:
     starts; the first `grade_submission` waits for it before grading, so nothing runs beside
     a check."""
     global _warming
+    if _warming is None:
+        _warming = threading.Thread(target=_warm_up_grader, name="warm-up", daemon=True)
+        _warming.start()
+
+
+def _warm_up_grader() -> None:
+    """torch's first-use costs, and the imports the first check would make (NumPy's random
+    state, which hypothesis seeds; the release answers' module): paid once before a batch
+    or a second judge forks, not once in every fork."""
+    from grader import prng, recorded  # noqa: F401
     from grader.worker import zygote
 
-    if _warming is None:
-        _warming = threading.Thread(target=zygote.warm_up, kwargs={"worker": False},
-                                    name="warm-up", daemon=True)
-        _warming.start()
+    zygote.warm_up(worker=False)
+    prng.managed()
 
 
 def finish_warm_up() -> None:
