@@ -26,8 +26,10 @@ from typing import Any
 
 import pytest
 
-from grader import profile  # noqa: F401 - registers the grading profile, fixes the constants
-from grader import prng
+from grader import (
+    prng,
+    profile,  # noqa: F401 - registers the grading profile, fixes the constants
+)
 from grader.failures import (
     ERROR,
     PASSED,
