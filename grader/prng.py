@@ -8,8 +8,10 @@ what a whole pack's checks cost.
 While a check runs under the grader (`restored_after`), each example only seeds them (~20 us);
 their earlier states are saved once before the check and restored once after it. Every
 example starts from the same seeded states as under hypothesis's own handling, so the drawn
-examples and the verdicts are the same. Elsewhere (any other hypothesis test in the same
-pytest run) hypothesis's own handling runs unchanged.
+examples and the verdicts are the same. Inside a check, torch's CPU generator is seeded
+before each example too (hypothesis leaves it alone): nothing a check draws from it depends on
+what the process graded before. Elsewhere (any other hypothesis test in the same pytest run)
+hypothesis's own handling runs unchanged.
 
 A private hook of hypothesis: without it (another hypothesis version), checks run as before.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -38,10 +41,40 @@ def managed() -> list[Any]:
     return found
 
 
+class _TorchRandom:
+    """torch's default CPU generator, seen as a `random.Random`-like PRNG. Hypothesis leaves it
+    alone; inside a check it is seeded before each example too, so what a check's own code
+    draws from it (a reference that calls `torch.rand`) never depends on what the grading
+    process ran before, such as which parts a judge graded first."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.generator = torch.default_generator
+
+    def getstate(self) -> Any:
+        return self.generator.get_state()
+
+    def setstate(self, state: Any) -> None:
+        self.generator.set_state(state)
+
+    def seed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+
+def seeded_per_example() -> list[Any]:
+    """What each example inside a check starts seeded: hypothesis's PRNGs, and torch's CPU
+    generator once torch is loaded."""
+    prngs = managed()
+    if "torch" in sys.modules:
+        prngs.append(_TorchRandom())
+    return prngs
+
+
 @contextlib.contextmanager
 def restored_after() -> Iterator[None]:
     """Run one check: its examples only seed the PRNGs; their states are restored here."""
-    prngs = managed()
+    prngs = seeded_per_example()
     states = [prng.getstate() for prng in prngs]
     _inside.depth = getattr(_inside, "depth", 0) + 1
     try:
@@ -112,17 +145,17 @@ def _skip_random_watch() -> None:
         strategies_core.deprecate_random_in_strategy = watch
 
 
-_cache: dict[tuple[int, ...], list[Any]] = {}
+_cache: dict[tuple, list[Any]] = {}
 
 
 def _managed_cache() -> list[Any]:
-    """`managed()`, recomputed only when the PRNGs hypothesis manages change."""
+    """`seeded_per_example()`, recomputed only when the PRNGs it holds change."""
     from hypothesis.internal import entropy
 
-    key = tuple(entropy.RANDOMS_TO_MANAGE.data)
+    key = (*entropy.RANDOMS_TO_MANAGE.data, "torch" in sys.modules)
     if key not in _cache:
         _cache.clear()
-        _cache[key] = managed()
+        _cache[key] = seeded_per_example()
     return _cache[key]
 
 

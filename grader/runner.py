@@ -171,13 +171,19 @@ def warm_up_in_background() -> None:
 
 def _warm_up_grader() -> None:
     """torch's first-use costs, and the imports the first check would make (NumPy's random
-    state, which hypothesis seeds; the release answers' module): paid once before a batch
-    or a second judge forks, not once in every fork."""
+    state, which hypothesis seeds; the release answers' module; sympy, which the first
+    backward pass with an explicit gradient imports, ~0.4 s): paid once before a batch or a
+    second judge forks, not once in every fork. In a cold `grader check` this runs while the
+    zygote still warms up the workers' torch."""
+    import torch
+
     from grader import prng, recorded  # noqa: F401
     from grader.worker import zygote
 
     zygote.warm_up(worker=False)
     prng.managed()
+    leaf = torch.ones(2, requires_grad=True)
+    (leaf * 2).backward(torch.ones(2))
 
 
 def finish_warm_up() -> None:
@@ -212,29 +218,54 @@ def grade_submission(submission_dir: Path, options: Options | None = None,
                 pass  # the first request tries again and reports it
             finish_warm_up()
         chosen = selected(options)
-        ours, theirs = second_judge.split(chosen) if options.pairs > 1 else (chosen, [])
-
-        def grade_theirs(send: Callable[[ExerciseResult], None]) -> None:
-            with SubmissionSession(Path(submission_dir), limits=options.limits,
-                                   settings=options.sandbox_settings()) as own:
-                own.cuda_available = session.cuda_available
-                for exercise in theirs:
-                    send(_graded(exercise, own, options, deadline))
-
-        if theirs:
-            sandbox.cgroup_parent()  # its workers' cgroups go in our folder, removed at exit
-        other = second_judge.SecondJudge(theirs, grade_theirs)
         in_order = second_judge.InOrder(chosen, on_exercise)
-        for exercise in ours:
-            in_order.add(_graded(exercise, session, options, deadline))
-            in_order.add_all(other.ready())
-        in_order.add_all(other.rest(lambda exercise: _graded(exercise, session, options,
-                                                             deadline)))
+        parts = second_judge.by_part(chosen)
+        if options.pairs > 1 and second_judge.can_share(parts):
+            _grade_in_two(parts, session, options, deadline, in_order)
+        else:
+            for exercise in chosen:
+                in_order.add(_graded(exercise, session, options, deadline))
         results = in_order.results()
         isolation, notes = session.isolation, session.notes
     submission_id = submission_id or Path(submission_dir).name.removesuffix(".zip")
     return SubmissionResult(submission_id, results, time.perf_counter() - started,
                             options.devices, isolation, notes)
+
+
+def _grade_in_two(parts: list[list[Exercise]], session: SubmissionSession, options: Options,
+                  deadline: float, in_order: second_judge.InOrder) -> None:
+    """Two judge/worker pairs take the parts from a shared queue (`grader.second_judge`);
+    whatever the second judge took and did not send back is graded here at the end."""
+    queue = second_judge.PartQueue(len(parts))
+
+    def grade_there(send: Callable[[ExerciseResult], None]) -> None:
+        with SubmissionSession(session.submission_dir, limits=options.limits,
+                               settings=options.sandbox_settings()) as own:
+            own.cuda_available = session.cuda_available
+            while (index := queue.take()) is not None:
+                _grade_part(parts[index], own, options, deadline, send)
+
+    def here(result: ExerciseResult) -> None:
+        in_order.add(result)
+        in_order.add_all(other.ready())
+
+    sandbox.cgroup_parent()  # its workers' cgroups go in our folder, removed at exit
+    other = second_judge.SecondJudge(grade_there)
+    while (index := queue.take()) is not None:
+        _grade_part(parts[index], session, options, deadline, here)
+    in_order.add_all(other.rest())
+    for part in parts:
+        missing = [exercise for exercise in part if exercise.id not in in_order.by_id]
+        if missing:
+            _grade_part(missing, session, options, deadline, in_order.add)
+
+
+def _grade_part(exercises: list[Exercise], session: SubmissionSession, options: Options,
+                deadline: float, send: Callable[[ExerciseResult], None]) -> None:
+    """The exercises of one part, in a worker that has loaded no other part."""
+    session.keep_to_part(exercises[0].part)
+    for exercise in exercises:
+        send(_graded(exercise, session, options, deadline))
 
 
 def _graded(exercise: Exercise, session: SubmissionSession, options: Options,

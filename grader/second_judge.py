@@ -1,17 +1,22 @@
-"""A second judge for one submission: `grader check` grades half of the parts in a forked copy
-of itself, with a worker of its own, while it grades the other half.
+"""A second judge for one submission: `grader check` grades its parts in two processes at
+once, each with a worker of its own.
 
 A judge and its worker take turns (a request, then its reply), so one pair keeps about one core
 busy: two pairs use two. The second judge is a `fork` of this grader process after its imports,
-its pytest session and its warm-up, so it starts in milliseconds. It grades whole parts, chosen
-by a fixed rule (every other part, in pack order), never by timing or by the machine's cores:
-which worker runs which exercise, and so every result, is the same on every run. Its results
+its pytest session and its warm-up, so it starts in milliseconds. Both judges take the next
+part from a shared queue (in pack order) whenever they finish one, so neither sits idle while
+parts are left, whatever the parts cost. Every part is graded in a worker that has loaded no
+other part (see `SubmissionSession.keep_to_part`) and every example starts from the same
+seeded PRNGs (`grader.prng`): which judge grades a part, and what it graded before, changes
+nothing in any result, so every result is the same on every run. The second judge's results
 (the grader's own data: it never runs student code, its worker does) stream back through a
-pipe as each exercise finishes; if it fails, this process grades its exercises itself.
+pipe as each exercise finishes; whatever it took and did not send (it failed), this process
+grades itself.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import select
@@ -24,30 +29,44 @@ from grader.spec import Exercise
 _LENGTH = struct.Struct("!Q")
 
 
-def split(exercises: list[Exercise]) -> tuple[list[Exercise], list[Exercise]]:
-    """(this judge's exercises, the second judge's): every other part, in pack order. With a
-    single part, or without `fork`, everything stays here."""
-    parts = list(dict.fromkeys(exercise.part for exercise in exercises))
-    if len(parts) < 2 or not hasattr(os, "fork"):
-        return exercises, []
-    theirs = set(parts[1::2])
-    return ([exercise for exercise in exercises if exercise.part not in theirs],
-            [exercise for exercise in exercises if exercise.part in theirs])
+def by_part(exercises: list[Exercise]) -> list[list[Exercise]]:
+    """The exercises grouped by part, parts in pack order."""
+    groups: dict[str, list[Exercise]] = {}
+    for exercise in exercises:
+        groups.setdefault(exercise.part, []).append(exercise)
+    return list(groups.values())
+
+
+def can_share(parts: list[list[Exercise]]) -> bool:
+    """Two judges need two parts, and `fork`."""
+    return len(parts) >= 2 and hasattr(os, "fork")
+
+
+class PartQueue:
+    """The next part to grade, shared by a judge and its fork (a counter in shared memory)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._next = multiprocessing.get_context("fork").Value("i", 0)
+
+    def take(self) -> int | None:
+        """The index of a part nobody took yet, or None when all are taken."""
+        with self._next.get_lock():
+            index = self._next.value
+            if index >= self.count:
+                return None
+            self._next.value = index + 1
+            return index
 
 
 class SecondJudge:
-    """Grades `exercises` in a forked process: `grade(send)` runs there and calls `send` with
-    each result. With no exercises, nothing is forked."""
+    """Runs `grade(send)` in a forked process, which calls `send` with each result."""
 
-    def __init__(self, exercises: list[Exercise],
-                 grade: Callable[[Callable[[ExerciseResult], None]], None]) -> None:
-        self.exercises = exercises
+    def __init__(self, grade: Callable[[Callable[[ExerciseResult], None]], None]) -> None:
         self.received: list[ExerciseResult] = []
         self.pid: int | None = None
         self.read: int | None = None
         self.buffer = b""
-        if not exercises:
-            return
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the second judge: grade, stream, and leave without any clean-up of
@@ -78,18 +97,16 @@ class SecondJudge:
             arrived += self._decode()
         return arrived
 
-    def rest(self, grade_here: Callable[[Exercise], ExerciseResult]) -> list[ExerciseResult]:
-        """Wait for the remaining results; those the second judge did not send (it died) are
-        graded here."""
+    def rest(self) -> list[ExerciseResult]:
+        """Wait until the second judge is done: the results that arrived meanwhile. (Those it
+        never sent, because it failed, are the caller's to grade.)"""
         if self.read is None:
             return []
         arrived = self._read(wait=True)
         os.close(self.read)
         self.read = None
         os.waitpid(self.pid, 0)
-        done = {result.id for result in self.received}
-        return arrived + [grade_here(exercise) for exercise in self.exercises
-                          if exercise.id not in done]
+        return arrived
 
     def _decode(self) -> list[ExerciseResult]:
         results = []

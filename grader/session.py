@@ -65,6 +65,7 @@ class SubmissionSession:
         self.worker = sandbox.Worker(self.submission_dir, settings=settings)
         self.parts: dict[str, PartState] = {}
         self.imported: set[str] = set()  # parts imported in the current worker
+        self.loaded: set[str] = set()  # parts the current worker was asked to load (any outcome)
         self.has_handles = False
         self.reset_pending = False  # drop the worker's objects with the next call
         self.deferred: list[dict] = []  # fixtures the worker builds before the next call
@@ -112,8 +113,16 @@ class SubmissionSession:
                 state = PartState("missing", message=f"there is no {part}.py in the submission")
             else:
                 state = PartState("error", message=import_error_text(part, reply["error"]))
+        self.loaded.add(part)  # (after the request: a worker it started begins with none)
         self.parts[part] = state
         return state
+
+    def keep_to_part(self, part: str) -> None:
+        """Grade `part` next in a worker that has loaded no other part (a fresh one when the
+        current worker has): what ran before in this session then changes nothing of its
+        results, whichever parts that was."""
+        if self.loaded - {part}:
+            self.worker.kill()  # the next request starts a fresh worker
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -174,6 +183,7 @@ class SubmissionSession:
     def start(self) -> None:
         """Start the worker now (it also starts on the first request that needs it)."""
         self.imported.clear()
+        self.loaded.clear()
         self.reset_pending = False
         self.deferred = []
         try:

@@ -89,3 +89,29 @@ def test_outside_a_check_hypothesis_watches_the_states_itself() -> None:
         with prng.restored_after():
             plain()
     assert random.getstate() == state
+
+
+def test_inside_a_check_torch_starts_every_example_from_the_same_seed() -> None:
+    import torch
+
+    seen: list[float] = []
+
+    @given(st.integers(0, 100))
+    def check(number: int) -> None:
+        seen.append(float(torch.rand(())))
+        torch.rand(5)  # moving the generator must not move the next example's start
+
+    check._hypothesis_internal_use_settings = grading_settings(10)
+    torch.manual_seed(7)
+    torch.rand(3)  # whatever ran before in this process
+    before = torch.random.get_rng_state()
+    with prng.restored_after():
+        check()
+    assert len(seen) == 10 and len(set(seen)) == 1
+    first = seen[0]
+    assert torch.equal(torch.random.get_rng_state(), before)  # restored after the check
+    seen.clear()
+    torch.manual_seed(12345)  # a different history: the same values inside the check
+    with prng.restored_after():
+        check()
+    assert seen == [first] * 10

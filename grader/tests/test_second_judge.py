@@ -3,7 +3,9 @@ shared zygote seen from a forked judge, and fixtures the worker builds with the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -36,38 +38,49 @@ def ids(items: list) -> list[str]:
     return [item.id for item in items]
 
 
-# --- split ------------------------------------------------------------------------------------
+# --- parts and the shared queue ---------------------------------------------------------------
 
 
-def test_split_gives_every_other_part_away_in_pack_order() -> None:
-    chosen = exercises("t.a", "t.b", "a.a", "tr.a", "tr.b", "tr.c", "n.a", "n.b", "x.a")
-    ours, theirs = second_judge.split(chosen)
-    assert ids(ours) == ["t.a", "t.b", "tr.a", "tr.b", "tr.c", "x.a"]
-    assert ids(theirs) == ["a.a", "n.a", "n.b"]
+def test_by_part_groups_exercises_in_pack_order() -> None:
+    chosen = exercises("t.a", "t.b", "a.a", "tr.a", "tr.b", "n.a")
+    assert [ids(part) for part in second_judge.by_part(chosen)] == \
+        [["t.a", "t.b"], ["a.a"], ["tr.a", "tr.b"], ["n.a"]]
+    assert second_judge.by_part([]) == []
 
 
-def test_split_keeps_a_single_part_here() -> None:
-    one_part = exercises("t.a", "t.b", "t.c")
-    assert second_judge.split(one_part) == (one_part, [])
-    assert second_judge.split([]) == ([], [])
-
-
-def test_split_keeps_everything_here_without_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_judges_need_two_parts_and_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not second_judge.can_share(second_judge.by_part(exercises("t.a", "t.b")))
+    two_parts = second_judge.by_part(exercises("t.a", "a.a"))
+    assert second_judge.can_share(two_parts)
     monkeypatch.delattr(os, "fork")
-    two_parts = exercises("t.a", "a.a")
-    assert second_judge.split(two_parts) == (two_parts, [])
+    assert not second_judge.can_share(two_parts)
 
 
-def test_split_of_the_bundled_pack_gives_autograd_and_networks_away() -> None:
-    chosen = runner.selected(runner.Options())
-    assert list(dict.fromkeys(exercise.part for exercise in chosen)) == \
-        ["tensors", "autograd", "training", "networks"]
-    ours, theirs = second_judge.split(chosen)
-    assert {exercise.part for exercise in ours} == {"tensors", "training"}
-    assert {exercise.part for exercise in theirs} == {"autograd", "networks"}
-    order = ids(chosen)
-    assert ids(ours) == [i for i in order if i.split(".")[0] in ("tensors", "training")]
-    assert ids(theirs) == [i for i in order if i.split(".")[0] in ("autograd", "networks")]
+def test_the_queue_hands_out_each_part_once_across_a_fork() -> None:
+    queue = second_judge.PartQueue(40)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the other judge: takes parts until none is left, and reports them
+        code = 1
+        try:
+            taken = []
+            while (index := queue.take()) is not None:
+                taken.append(index)
+                time.sleep(0.001)
+            os.write(write, repr(taken).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    here = []
+    while (index := queue.take()) is not None:
+        here.append(index)
+        time.sleep(0.001)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as handle:
+        there = eval(handle.read())  # noqa: S307 - a list of ints written just above
+    assert sorted(here + there) == list(range(40))  # every part once, by one judge or other
+    assert queue.take() is None
 
 
 # --- InOrder ----------------------------------------------------------------------------------
@@ -98,14 +111,6 @@ def test_in_order_results_follow_pack_order_without_a_callback() -> None:
 # --- SecondJudge with fake grading ------------------------------------------------------------
 
 
-def graded_here(calls: list[str]) -> Callable[[Exercise], ExerciseResult]:
-    def grade_here(exercise: Exercise) -> ExerciseResult:
-        calls.append(exercise.id)
-        return result(exercise.id, "graded here")
-
-    return grade_here
-
-
 def raises(send: Callable[[ExerciseResult], None]) -> None:
     raise RuntimeError("the second judge broke before sending anything")
 
@@ -121,17 +126,13 @@ def sends_one_then_exits(send: Callable[[ExerciseResult], None]) -> None:
 
 
 @pytest.mark.parametrize("grade", [raises, sends_one_then_raises, sends_one_then_exits])
-def test_a_failing_second_judge_loses_no_exercise(grade: Callable) -> None:
-    theirs = exercises("p.0", "p.1", "q.0")
-    judge = second_judge.SecondJudge(theirs, grade)
+def test_a_failing_second_judge_returns_what_it_sent(grade: Callable) -> None:
+    judge = second_judge.SecondJudge(grade)
     assert judge.pid is not None and judge.pid != os.getpid()
-    calls: list[str] = []
-    results = judge.rest(graded_here(calls))
-    assert sorted(ids(results)) == ["p.0", "p.1", "q.0"]  # each exactly once
-    sent = [] if grade is raises else ["p.0"]
-    assert calls == [i for i in ids(theirs) if i not in sent]
-    for r in results:
-        assert r.feedback == ("graded there" if r.id in sent else "graded here")
+    results = judge.rest()
+    assert ids(results) == ([] if grade is raises else ["p.0"])
+    assert ids(judge.received) == ids(results)
+    assert judge.ready() == [] and judge.rest() == []  # closed and reaped
 
 
 def test_results_stream_back_as_they_are_graded() -> None:
@@ -145,7 +146,7 @@ def test_results_stream_back_as_they_are_graded() -> None:
         send(result("q.0", "last"))
 
     try:
-        judge = second_judge.SecondJudge(exercises("p.0", "p.1", "q.0"), grade)
+        judge = second_judge.SecondJudge(grade)
         arrived: list[ExerciseResult] = []
         deadline = time.monotonic() + 30
         while len(arrived) < 2 and time.monotonic() < deadline:
@@ -155,23 +156,12 @@ def test_results_stream_back_as_they_are_graded() -> None:
         assert arrived[1].feedback == big
         assert judge.ready() == []  # nothing more until the gate opens
         os.write(gate_write, b"!")
-        calls: list[str] = []
-        rest = judge.rest(graded_here(calls))
+        rest = judge.rest()
     finally:
         os.close(gate_read)
         os.close(gate_write)
     assert ids(rest) == ["q.0"] and rest[0].feedback == "last"
-    assert calls == []  # nothing graded twice
-    assert judge.ready() == [] and judge.rest(graded_here(calls)) == []  # closed and reaped
-
-
-def test_no_exercises_means_no_fork() -> None:
-    def grade(send: Callable[[ExerciseResult], None]) -> None:
-        raise AssertionError("graded nothing")
-
-    judge = second_judge.SecondJudge([], grade)
-    assert judge.pid is None
-    assert judge.ready() == [] and judge.rest(graded_here([])) == []
+    assert judge.ready() == [] and judge.rest() == []  # closed and reaped
 
 
 # --- end to end: two pairs grade exactly like one ---------------------------------------------
@@ -227,18 +217,22 @@ def correct_by_two() -> tuple[SubmissionResult, list[str], list]:
     return graded_by_two_pairs(pack.pack_folder("solutions"))
 
 
+def whole_parts(exercise_ids: list[str]) -> set[str]:
+    return {exercise_id.split(".")[0] for exercise_id in exercise_ids}
+
+
 def test_two_pairs_grade_a_buggy_submission_exactly_like_one(buggy_by_one, buggy_by_two) -> None:
     by_two, seen, judges = buggy_by_two
     order = ids(runner.selected(runner.Options()))
     assert ids(buggy_by_one.exercises) == order
     assert ids(by_two.exercises) == order
     assert seen == order  # every exercise once, in pack order
-    # the second judge really graded its half (nothing fell back to this process)
+    # the second judge really graded whole parts (nothing fell back to this process)
     [judge] = judges
     assert judge.pid is not None
-    assert ids(judge.exercises) == [i for i in order if i.split(".")[0] in ("autograd",
-                                                                            "networks")]
-    assert sorted(ids(judge.received)) == sorted(ids(judge.exercises))
+    received = ids(judge.received)
+    assert received and len(received) == len(set(received))
+    assert received == [i for i in order if i.split(".")[0] in whole_parts(received)]
     failing = {ex.id for ex in buggy_by_one.exercises if ex.status != "passed"}
     assert {"autograd.vjp", "tensors.dot"} <= failing
     assert [comparable(ex) for ex in by_two.exercises] == \
@@ -253,10 +247,50 @@ def test_two_pairs_grade_a_correct_submission_exactly_like_one(solutions_result,
     assert ids(by_two.exercises) == order
     assert seen == order
     [judge] = judges
-    assert sorted(ids(judge.received)) == sorted(ids(judge.exercises)) != []
+    assert judge.received
     assert [comparable(ex) for ex in by_two.exercises] == \
         [comparable(ex) for ex in solutions_result.exercises]
     assert by_two.score == by_two.max_score == solutions_result.score
+
+
+ONE_EACH = ("tensors.dot", "autograd.detached", "training.sgd_update", "networks.probabilities")
+
+
+@pytest.mark.parametrize("failure", ["raises", "exits"])
+def test_parts_a_failing_second_judge_took_are_graded_here(buggy: Path, failure: str) -> None:
+    """The second judge takes a part, sends one result and dies: nothing is lost, nothing is
+    graded twice, and the results are the same as one pair's."""
+    options = runner.Options(only=ONE_EACH)
+    by_one = runner.grade_submission(buggy, options)
+    real_init = second_judge.SecondJudge.__init__
+    made: list[second_judge.SecondJudge] = []
+
+    def dying(self: second_judge.SecondJudge, grade: Callable) -> None:
+        def grade_then_die(send: Callable[[ExerciseResult], None]) -> None:
+            sent: list[ExerciseResult] = []
+
+            def send_the_first_only(result: ExerciseResult) -> None:
+                if not sent:
+                    send(result)
+                    sent.append(result)
+
+            grade(send_the_first_only)  # the rest of what it took is lost with it
+            if failure == "exits":
+                os._exit(3)
+            raise RuntimeError("the second judge broke")
+
+        real_init(self, grade_then_die)
+        made.append(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(second_judge.SecondJudge, "__init__", dying)
+        by_two = runner.grade_submission(buggy, dataclasses.replace(options, pairs=2))
+    [judge] = made
+    assert len(judge.received) == 1  # it sent one result, then died
+    assert ids(by_two.exercises) == list(ONE_EACH)
+    assert [comparable(ex) for ex in by_two.exercises] == \
+        [comparable(ex) for ex in by_one.exercises]
+    assert by_two.exercises[0].status != "passed"  # tensors.dot has its bug
 
 
 # --- a forked judge and the shared zygote -----------------------------------------------------
@@ -362,3 +396,47 @@ def test_reset_drops_pending_deferred_fixtures(session: SubmissionSession) -> No
     for gone in (kept, dropped):
         reply = describe(session, gone)
         assert reply.status == "error" and reply.error["type"] == "KeyError"
+
+
+# --- one part per worker ----------------------------------------------------------------------
+
+
+def test_keep_to_part_starts_a_fresh_worker_only_after_another_part() -> None:
+    with SubmissionSession(pack.pack_folder("solutions")) as session:
+        session.keep_to_part("tensors")  # nothing loaded yet: nothing to do
+        assert session.part("tensors").status == "ok"
+        first = session.worker.pid
+        session.keep_to_part("tensors")
+        assert session.worker.pid == first  # the same part: the same worker
+        session.keep_to_part("autograd")
+        assert session.worker.pid is None  # another part was loaded: that worker is gone
+        assert session.part("autograd").status == "ok"
+        assert session.worker.pid not in (None, first)
+        assert session.loaded == {"autograd"}  # the fresh worker loaded autograd alone
+
+
+def test_a_part_graded_second_sees_nothing_of_the_part_graded_first(tmp_path: Path) -> None:
+    """Student code that keeps state across parts (training.py reading a counter that
+    tensors.py's functions bump) gets the same results whichever judge grades which part."""
+    folder = tmp_path / "stateful"
+    shutil.copytree(pack.pack_folder("solutions"), folder,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(folder / "tensors.py", "a", encoding="utf-8") as handle:
+        handle.write("\n\nCALLS = [0]\n_dot = dot\n\n\ndef dot(a, b):\n"
+                     "    CALLS[0] += 1\n    return _dot(a, b)\n")
+    with open(folder / "training.py", "a", encoding="utf-8") as handle:
+        handle.write("\n\nimport tensors as _tensors\n_sgd = sgd_update\n\n\n"
+                     "def sgd_update(params, lr):\n"
+                     "    if _tensors.CALLS[0]:\n        raise RuntimeError('tensors ran first')\n"
+                     "    return _sgd(params, lr)\n")
+    options = runner.Options(only=("tensors.dot", "training.sgd_update"))
+    alone = runner.grade_submission(folder, dataclasses.replace(options, only=(
+        "training.sgd_update",)))
+    assert alone.exercises[0].status == "passed"
+    with SubmissionSession(folder) as session:  # one judge grading tensors, then training
+        results: list[ExerciseResult] = []
+        for part in second_judge.by_part(runner.selected(options)):
+            runner._grade_part(part, session, options, time.monotonic() + 600,
+                               results.append)
+    assert [r.id for r in results] == ["tensors.dot", "training.sgd_update"]
+    assert results[1].status == "passed", results[1].feedback
