@@ -104,8 +104,12 @@ def _install() -> None:
                 yield
             return
         if core.threadlocal._hypothesis_global_random is None:
+            # hypothesis's own PRNG for this thread, registered as `register_random` would,
+            # without its check that the object stays referenced: a `gc.collect()` over
+            # torch's whole heap (~0.15 s, in every process that grades)
             core.threadlocal._hypothesis_global_random = random.Random()
-            entropy.register_random(core.threadlocal._hypothesis_global_random)
+            entropy.RANDOMS_TO_MANAGE[next(entropy._RKEY)] = \
+                core.threadlocal._hypothesis_global_random
         entropy._known_random_state_hashes.add(seeded_hash)
         for prng in _managed_cache():
             if type(prng) is random.Random:
