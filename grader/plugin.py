@@ -97,7 +97,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     import hypothesis
 
+    from grader import lazy_shapes
+
     hypothesis.settings.load_profile(profile.PROFILE)
+    lazy_shapes.install()  # references' backward passes need not import sympy
     driven = any(isinstance(plugin, Driver) for plugin in config.pluginmanager.get_plugins())
     config.stash[GRADING_KEY] = Grading(driven=driven,
                                         submission=config.getoption("submission", None),

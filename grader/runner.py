@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader import collect, pack, sandbox, second_judge
+from grader import collect, lazy_shapes, pack, sandbox, second_judge
 from grader.failures import (
     FORBIDDEN,
     PASSED,
@@ -164,6 +164,7 @@ def warm_up_in_background() -> None:
     starts; the first `grade_submission` waits for it before grading, so nothing runs beside
     a check."""
     global _warming
+    lazy_shapes.install()  # (here, on the main thread: before anything imports the module)
     if _warming is None:
         _warming = threading.Thread(target=_warm_up_grader, name="warm-up", daemon=True)
         _warming.start()
@@ -171,10 +172,10 @@ def warm_up_in_background() -> None:
 
 def _warm_up_grader() -> None:
     """torch's first-use costs, and the imports the first check would make (NumPy's random
-    state, which hypothesis seeds; the release answers' module; sympy, which the first
-    backward pass with an explicit gradient imports, ~0.4 s): paid once before a batch or a
-    second judge forks, not once in every fork. In a cold `grader check` this runs while the
-    zygote still warms up the workers' torch."""
+    state, which hypothesis seeds; the release answers' module): paid once before a batch or
+    a second judge forks, not once in every fork. In a cold `grader check` this runs while
+    the zygote still warms up the workers' torch. (A backward pass with an explicit gradient
+    would import sympy, ~0.4 s: `lazy_shapes` spares it.)"""
     import torch
 
     from grader import prng, recorded  # noqa: F401

@@ -1,0 +1,87 @@
+"""Import `torch.fx.experimental.symbolic_shapes` (and with it sympy, ~0.4 s) only when
+something needs more of it than a backward pass does.
+
+Every backward pass with an explicit gradient (`Q.backward(gradient=v)`,
+`torch.autograd.grad(outputs, inputs, grad_outputs)`) imports that module only to compare the
+gradient's shape with the output's (`sym_eq`, then `expect_true`). In the grader, where a
+reference or a check computes such gradients on plain tensors, that import is ~0.4 s of every
+cold `grader check`, paid before its judges can start.
+
+`install()` puts a stand-in module in its place, in the grader only (workers import the real
+module anyway: the meta device needs it). Its `sym_eq` and `expect_true` do what the real ones
+do for plain ints and bools; anything symbolic, and any other name, loads the real module and
+hands over to it, so code that traces or compiles behaves as without the stand-in.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import operator
+import sys
+import types
+from typing import Any
+
+NAME = "torch.fx.experimental.symbolic_shapes"
+
+
+class _StandIn(types.ModuleType):
+    """`torch.fx.experimental.symbolic_shapes` until something needs the real one."""
+
+
+def _real() -> types.ModuleType:
+    """Load the real module (once) in place of the stand-in."""
+    module = sys.modules.get(NAME)
+    if module is not None and not isinstance(module, _StandIn):
+        return module
+    sys.modules.pop(NAME, None)
+    package = sys.modules.get("torch.fx.experimental")
+    if package is not None and isinstance(vars(package).get("symbolic_shapes"), _StandIn):
+        delattr(package, "symbolic_shapes")
+    return importlib.import_module(NAME)
+
+
+def _plain(value: Any) -> bool:
+    return type(value) in (int, bool)
+
+
+def _sym_eq(x: Any, y: Any) -> Any:
+    """`==` for sizes, element by element for tuples and lists (the real `sym_eq`)."""
+    if isinstance(x, (tuple, list)) and isinstance(y, (tuple, list)):
+        if len(x) != len(y):
+            return False
+        return functools.reduce(operator.and_, map(_sym_eq, x, y), True)
+    if _plain(x) and _plain(y):
+        return x == y
+    return _real().sym_eq(x, y)  # symbolic sizes (tracing): the real one
+
+
+def _expect_true(a: Any, skip: int = 0) -> Any:
+    if type(a) is bool:
+        return a
+    return _real().expect_true(a, skip + 1)  # symbolic, or an error to raise: the real one
+
+
+def _getattr(name: str) -> Any:
+    if name == "__path__":  # `from ... import` asks whether this is a package: it is not
+        raise AttributeError(name)
+    return getattr(_real(), name)
+
+
+def install() -> bool:
+    """Put the stand-in in place, unless the real module is already loaded. True if it did."""
+    if NAME in sys.modules:
+        return False
+    import torch.fx.experimental as package
+
+    stand_in = _StandIn(NAME, __doc__)
+    stand_in.sym_eq = _sym_eq
+    stand_in.expect_true = _expect_true
+    stand_in.__getattr__ = _getattr  # anything else: the real module
+    sys.modules[NAME] = stand_in
+    package.symbolic_shapes = stand_in
+    return True
+
+
+def installed() -> bool:
+    return isinstance(sys.modules.get(NAME), _StandIn)
