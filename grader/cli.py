@@ -99,6 +99,19 @@ def _refusing_an_unsafe_sandbox() -> Iterator[None]:
         raise click.ClickException(str(error)) from None
 
 
+def _cold_start() -> None:
+    """Before a cold grading process imports torch: start the zygote (its `import torch`
+    overlaps ours) and hold the garbage collector until the warm-up is done
+    (`runner.finish_warm_up` freezes what exists then and restarts it). Imports make millions
+    of objects and no garbage; each full collection meanwhile would walk them all."""
+    import gc
+
+    from grader import sandbox
+
+    gc.disable()
+    sandbox.prestart()
+
+
 def _check_folder(path: Path, what: str, *, zip_ok: bool = False) -> Path:
     if not path.exists():
         raise click.ClickException(f"{what} {str(path)!r} does not exist")
@@ -186,7 +199,7 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
     from grader import sandbox
 
     _check_folder(path, "submission folder", zip_ok=True)
-    sandbox.prestart()  # the worker's `import torch` overlaps with the grader's own
+    _cold_start()
     from grader import runner
     from grader.formats import outputs, terminal
 
@@ -278,7 +291,7 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, scheduler: 
                                    "grade in parallel)")
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1 and scheduler is None:
-        sandbox.prestart()
+        _cold_start()
     from grader import runner
     from grader.formats import outputs
 
@@ -350,7 +363,7 @@ def gradescope_command(submission_dir: Path, results_path: Path, visibility: str
     from grader import sandbox
 
     _check_folder(submission_dir, "submission folder")
-    sandbox.prestart()
+    _cold_start()
     from grader import runner
     from grader.formats import outputs
 
