@@ -196,7 +196,6 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
       grader check my_work/ --only tensors.softmax --report softmax.html
       grader check . --github --min-score 60      # in a GitHub Classroom workflow
     """
-    from grader import sandbox
 
     _check_folder(path, "submission folder", zip_ok=True)
     _cold_start()
@@ -280,7 +279,7 @@ def grade(submissions: Path | None, out_dir: Path, jobs: int | None, scheduler: 
       grader grade                      # the bundled examples, into grading-report/
       grader grade submissions/ --scheduler tcp://head-node:8786   # on a Dask cluster
     """
-    from grader import pack, sandbox
+    from grader import pack
 
     if submissions is None:
         submissions = pack.pack_folder("examples")
@@ -360,7 +359,6 @@ def gradescope_command(submission_dir: Path, results_path: Path, visibility: str
       grader gradescope
       grader gradescope --submission sub/ --results out/results.json
     """
-    from grader import sandbox
 
     _check_folder(submission_dir, "submission folder")
     _cold_start()
