@@ -163,6 +163,7 @@ def _filled(shape: tuple[int, ...], dtype: torch.dtype, kind: int, seed: int,
     return values.round().clamp(low, high).to(dtype)
 
 
+@functools.lru_cache(maxsize=256)
 def _float32_within(low: float, high: float) -> tuple[float, float]:
     """The float32 values nearest to the bounds that are still within them."""
     bottom, top = np.float32(low), np.float32(high)

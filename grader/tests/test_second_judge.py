@@ -1,5 +1,6 @@
-"""The second judge (`grader check` grades every other part in a forked copy of the grader), the
-shared zygote seen from a forked judge, and fixtures the worker builds with the next call."""
+"""The second judge (`grader check` grades parts in a forked copy of the grader too, both taking
+them from a shared queue, each part in a worker of its own), the shared zygote seen from a
+forked judge, and fixtures the worker builds with the next call."""
 
 from __future__ import annotations
 
