@@ -7,6 +7,10 @@ run:
 
   import torch  `python -c "import torch"` with this interpreter: the yardstick of a cold start
   cold check    a fresh `grader check` of the correct copy, output to /dev/null
+
+                Every command runs with Python's bytecode cache on (in a folder of its own),
+                as on a student's machine from the second run on; `--no-bytecode-cache`
+                measures in this environment as it is (see `bytecode_cache`).
   floor         every check in this one warm process, the worker's request handler called
                 in-process (no worker, no pipe, no isolation): on the correct copy alone
                 (warmed up once), and on the whole class (the average per submission) before
@@ -190,8 +194,26 @@ class Run:
         return first, second
 
 
-def timed(command: list[str], **kwargs) -> Run:
+_ENVIRONMENT: dict[str, str] | None = None  # every measured command's (see bytecode_cache)
+
+
+def bytecode_cache(folder: Path) -> None:
+    """Measure every command with Python's bytecode cache on, kept in `folder`: what a
+    student's machine has from its second run on (pip compiles an installed grader's modules
+    when it installs them; pytest caches the checks it rewrote). This checkout is installed
+    editable, and this machine's environment sets PYTHONDONTWRITEBYTECODE: without this, every
+    `grader check` here would compile the grader's modules and rewrite the pack's checks again
+    (~0.1-0.2 s). `import torch` runs in the same environment."""
+    global _ENVIRONMENT
+    environment = {key: value for key, value in os.environ.items()
+                   if key != "PYTHONDONTWRITEBYTECODE"}
+    environment["PYTHONPYCACHEPREFIX"] = str(folder)
+    _ENVIRONMENT = environment
+
+
+def timed(command: list[str], extra_env: dict[str, str] | None = None, **kwargs) -> Run:
     """Run a command (output to /dev/null) and measure it."""
+    kwargs["env"] = {**(_ENVIRONMENT or os.environ), **(extra_env or {})}
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                **kwargs)
@@ -238,6 +260,9 @@ def main() -> None:
                         help="jobs of the batch, and the cores of target 4 (default: all)")
     parser.add_argument("--examples", type=int, default=None,
                         help="examples per check (default: the grader's default)")
+    parser.add_argument("--no-bytecode-cache", action="store_true",
+                        help="measure in this environment as it is (by default every command "
+                        "runs with Python's bytecode cache on, as on a student's machine)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="also grade the class on this Dask cluster (local:N, or a "
                         "scheduler's address) and compare with the local pool")
@@ -254,14 +279,20 @@ def main() -> None:
                         ignore=shutil.ignore_patterns("__pycache__"))
         sample = folders[: min(arguments.sample, n)]
         flags = ["--examples", str(examples)]
+        cache = "off (as this environment is)" if arguments.no_bytecode_cache else "on"
         print(f"N={n} submissions (half correct, half with one bug), {jobs} jobs, "
-              f"{examples} examples per check, sample of {len(sample)} for per-process runs\n")
+              f"{examples} examples per check, sample of {len(sample)} for per-process runs, "
+              f"bytecode cache {cache}\n")
         print("Measurements")
 
         # import torch, a cold check and the floor of the correct submission, taken in turns
         # (round after round): this machine's speed drifts by tens of percent over minutes, so
         # each ratio is taken within a round and the median round is reported
         floor_seconds([correct], examples)  # warm up this process on the correct submission
+        if not arguments.no_bytecode_cache:
+            bytecode_cache(work / "bytecode")
+            timed([*grader_command(), "check", str(correct), "--report",
+                   str(work / "cold.html"), *flags])  # (fills the cache; not measured)
         imports, cold_runs, floors = [], [], []
         for _ in range(REPEATS):
             imports.append(timed([sys.executable, "-c", "import torch"]).seconds)
@@ -321,7 +352,7 @@ def main() -> None:
         per_pytest = statistics.mean(
             timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                    str(ROOT / "bench" / "pytest_one_submission.py")],
-                  env={**os.environ, "SUBMISSION": str(folder)}, cwd=work).seconds
+                  extra_env={"SUBMISSION": str(folder)}, cwd=work).seconds
             for folder in sample)
         row("pytest", "one process per submission (sample)", ms(per_pytest), "per submission")
 
