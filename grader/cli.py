@@ -206,7 +206,7 @@ def check(path: Path, report_path: Path, device: str, examples: int | None,
 
     options = _options(device, examples, only, disk_budget=disk_budget,
                        allow_unsafe=allow_unsafe)
-    # two judge/worker pairs grade the two halves of the exercises side by side
+    # two judge/worker pairs grade the parts side by side, taking them from a shared queue
     options = dataclasses.replace(options, pairs=2)
     started = time.perf_counter()
     interactive = sys.stdout.isatty()

@@ -31,7 +31,7 @@ class Zygote:
         self.process: subprocess.Popen | None = None
         self.control: Any = None
         self.owner = os.getpid()  # the process that started it (and may wait for it)
-        # A forked judge (`runner.grade_submission` with halves) shares the control socket:
+        # A forked judge (`grader check`'s second) shares the control socket:
         # one request and its answer at a time, across processes.
         self.lock = multiprocessing.get_context("fork").Lock()
 
