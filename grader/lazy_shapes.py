@@ -16,29 +16,12 @@ hands over to it, so code that traces or compiles behaves as without the stand-i
 from __future__ import annotations
 
 import functools
-import importlib
 import operator
-import sys
-import types
 from typing import Any
 
+from grader.worker import stand_in
+
 NAME = "torch.fx.experimental.symbolic_shapes"
-
-
-class _StandIn(types.ModuleType):
-    """`torch.fx.experimental.symbolic_shapes` until something needs the real one."""
-
-
-def _real() -> types.ModuleType:
-    """Load the real module (once) in place of the stand-in."""
-    module = sys.modules.get(NAME)
-    if module is not None and not isinstance(module, _StandIn):
-        return module
-    sys.modules.pop(NAME, None)
-    package = sys.modules.get("torch.fx.experimental")
-    if package is not None and isinstance(vars(package).get("symbolic_shapes"), _StandIn):
-        delattr(package, "symbolic_shapes")
-    return importlib.import_module(NAME)
 
 
 def _plain(value: Any) -> bool:
@@ -53,35 +36,21 @@ def _sym_eq(x: Any, y: Any) -> Any:
         return functools.reduce(operator.and_, map(_sym_eq, x, y), True)
     if _plain(x) and _plain(y):
         return x == y
-    return _real().sym_eq(x, y)  # symbolic sizes (tracing): the real one
+    return stand_in.real(NAME).sym_eq(x, y)  # symbolic sizes (tracing): the real one
 
 
 def _expect_true(a: Any, skip: int = 0) -> Any:
     if type(a) is bool:
         return a
-    return _real().expect_true(a, skip + 1)  # symbolic, or an error to raise: the real one
-
-
-def _getattr(name: str) -> Any:
-    if name == "__path__":  # `from ... import` asks whether this is a package: it is not
-        raise AttributeError(name)
-    return getattr(_real(), name)
+    # symbolic, or an error to raise: the real one
+    return stand_in.real(NAME).expect_true(a, skip + 1)
 
 
 def install() -> bool:
     """Put the stand-in in place, unless the real module is already loaded. True if it did."""
-    if NAME in sys.modules:
-        return False
-    import torch.fx.experimental as package
-
-    stand_in = _StandIn(NAME, __doc__)
-    stand_in.sym_eq = _sym_eq
-    stand_in.expect_true = _expect_true
-    stand_in.__getattr__ = _getattr  # anything else: the real module
-    sys.modules[NAME] = stand_in
-    package.symbolic_shapes = stand_in
-    return True
+    return stand_in.install(NAME, __doc__, {"sym_eq": _sym_eq, "expect_true": _expect_true},
+                            package=False)
 
 
 def installed() -> bool:
-    return isinstance(sys.modules.get(NAME), _StandIn)
+    return stand_in.installed(NAME)

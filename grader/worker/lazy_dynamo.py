@@ -19,41 +19,22 @@ This module imports nothing of the grader: it runs in the worker too.
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
 from typing import Any
 
+from grader.worker import stand_in
+
 NAME = "torch._dynamo"
-
-
-class _StandIn(types.ModuleType):
-    """`torch._dynamo` until something needs the real one."""
-
-
-def _real() -> types.ModuleType:
-    """Load the real `torch._dynamo` (once) in place of the stand-in."""
-    module = sys.modules.get(NAME)
-    if module is not None and not isinstance(module, _StandIn):
-        return module
-    import torch
-
-    sys.modules.pop(NAME, None)
-    if isinstance(getattr(torch, "_dynamo", None), _StandIn):
-        delattr(torch, "_dynamo")
-    return importlib.import_module(NAME)
 
 
 def _disable(fn: Any = None, recursive: bool = True, *, wrapping: bool = True,
              **kwargs: Any) -> Any:
     if fn is None or kwargs:  # decorator forms and options: the real one handles them
-        return _real().disable(fn, recursive, wrapping=wrapping, **kwargs)
+        return stand_in.real(NAME).disable(fn, recursive, wrapping=wrapping, **kwargs)
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        module = sys.modules.get(NAME)
         # (another thread may be importing the real module: until it has `disable`, nothing
         # can be compiling)
-        real_disable = None if isinstance(module, _StandIn) else getattr(module, "disable", None)
+        real_disable = getattr(stand_in.loaded(NAME), "disable", None)
         if real_disable is not None:
             # something compiles now: from here on, as torch meant it
             disabled = real_disable(fn, recursive, wrapping=False)
@@ -69,33 +50,16 @@ def _disable(fn: Any = None, recursive: bool = True, *, wrapping: bool = True,
 
 def _graph_break(msg: str = "") -> None:
     """Outside compilation a graph break does nothing (an optimizer's `step` asks for two)."""
-    module = sys.modules.get(NAME)
-    real_graph_break = None if isinstance(module, _StandIn) else \
-        getattr(module, "graph_break", None)
+    real_graph_break = getattr(stand_in.loaded(NAME), "graph_break", None)
     if real_graph_break is not None:
         real_graph_break(msg)
 
 
-def _getattr(name: str) -> Any:
-    return getattr(_real(), name)
-
-
 def install() -> bool:
     """Put the stand-in in place, unless `torch._dynamo` is already loaded. True if it did."""
-    if NAME in sys.modules:
-        return False
-    import torch
-
-    if "_dynamo" in vars(torch):
-        return False
-    stand_in = _StandIn(NAME, __doc__)
-    stand_in.disable = _disable
-    stand_in.graph_break = _graph_break
-    stand_in.__getattr__ = _getattr  # anything else (even __path__): the real module
-    sys.modules[NAME] = stand_in
-    torch._dynamo = stand_in
-    return True
+    return stand_in.install(NAME, __doc__, {"disable": _disable, "graph_break": _graph_break},
+                            package=True)
 
 
 def installed() -> bool:
-    return isinstance(sys.modules.get(NAME), _StandIn)
+    return stand_in.installed(NAME)
