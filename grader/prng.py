@@ -74,7 +74,7 @@ def seeded_per_example() -> list[Any]:
 @contextlib.contextmanager
 def restored_after() -> Iterator[None]:
     """Run one check: its examples only seed the PRNGs; their states are restored here."""
-    prngs = seeded_per_example()
+    prngs = _seeded_prngs()
     states = [prng.getstate() for prng in prngs]
     _inside.depth = getattr(_inside, "depth", 0) + 1
     try:
@@ -95,7 +95,8 @@ def _install() -> None:
     if original is None or getattr(original, "_grader_seeding", False):
         return
     seeded = random.Random(0).getstate()
-    seeded_hash = hash(seeded)
+    # (so that hypothesis's random-module watch, outside checks, never mistakes this state)
+    entropy._known_random_state_hashes.add(hash(seeded))
 
     @contextlib.contextmanager
     def deterministic_prng(seed: int = 0) -> Iterator[None]:
@@ -110,8 +111,7 @@ def _install() -> None:
             core.threadlocal._hypothesis_global_random = random.Random()
             entropy.RANDOMS_TO_MANAGE[next(entropy._RKEY)] = \
                 core.threadlocal._hypothesis_global_random
-        entropy._known_random_state_hashes.add(seeded_hash)
-        for prng in _managed_cache():
+        for prng in _seeded_prngs():
             if type(prng) is random.Random:
                 prng.setstate(seeded)
             else:
@@ -152,7 +152,7 @@ def _skip_random_watch() -> None:
 _cache: dict[tuple, list[Any]] = {}
 
 
-def _managed_cache() -> list[Any]:
+def _seeded_prngs() -> list[Any]:
     """`seeded_per_example()`, recomputed only when the PRNGs it holds change."""
     from hypothesis.internal import entropy
 
@@ -161,7 +161,6 @@ def _managed_cache() -> list[Any]:
         _cache.clear()
         _cache[key] = seeded_per_example()
     return _cache[key]
-
 
 
 _install()
