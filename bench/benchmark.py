@@ -14,7 +14,10 @@ run:
   floor         every check in this one warm process, the worker's request handler called
                 in-process (no worker, no pipe, no isolation): on the correct copy alone
                 (warmed up once), and on the whole class (the average per submission) before
-                and after the two `grader grade` runs (they are compared with the mean)
+                and after the two `grader grade` runs (they are compared with the mean);
+                and, of the correct copy's floor, the time inside the checks' bodies alone
+                (the student's calls, the reference, the comparisons): what the floor would
+                be if drawing inputs, hypothesis's engine and pytest cost nothing
 
                 The first three are taken in turns, 3 rounds: targets 1 and 2 are the median
                 of the rounds' ratios (this machine's speed drifts over minutes).
@@ -126,6 +129,43 @@ def floor_seconds(folders: list[Path], examples: int) -> float:
             for exercise in exercises:
                 runner.grade_exercise(exercise, session, options)
     return time.perf_counter() - started
+
+
+BODY_SECONDS = [0.0]  # seconds inside the checks' bodies (see time_check_bodies)
+
+
+def time_check_bodies() -> None:
+    """From now on, add the seconds every check body runs to BODY_SECONDS[0].
+
+    A body is one example of a check: its calls into the worker's request handler (the
+    student's code, the codec), the reference and the comparisons. Drawing the example's
+    inputs, hypothesis's engine and pytest's protocol are outside it: the bodies alone are
+    what the floor would cost if those cost nothing."""
+    from grader import plugin
+
+    install = plugin._reset_worker_objects_between_examples  # wraps a check's inner test
+    if getattr(install, "timed", False):
+        return
+
+    def install_timed(test: object) -> None:
+        install(test)
+        inner = test.hypothesis.inner_test
+        if getattr(inner, "timed", False):
+            return
+
+        def each_example(*args: object, **kwargs: object) -> object:
+            started = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                BODY_SECONDS[0] += time.perf_counter() - started
+
+        each_example.timed = True
+        each_example._grader_resets = True
+        test.hypothesis.inner_test = each_example
+
+    install_timed.timed = True
+    plugin._reset_worker_objects_between_examples = install_timed
 
 
 class PeakMemory:
@@ -293,12 +333,15 @@ def main() -> None:
             bytecode_cache(work / "bytecode")
             timed([*grader_command(), "check", str(correct), "--report",
                    str(work / "cold.html"), *flags])  # (fills the cache; not measured)
-        imports, cold_runs, floors = [], [], []
+        time_check_bodies()
+        imports, cold_runs, floors, bodies = [], [], [], []
         for _ in range(REPEATS):
             imports.append(timed([sys.executable, "-c", "import torch"]).seconds)
             cold_runs.append(timed([*grader_command(), "check", str(correct), "--report",
                                     str(work / "cold.html"), *flags]))
+            BODY_SECONDS[0] = 0.0
             floors.append(floor_seconds([correct], examples))
+            bodies.append(BODY_SECONDS[0])
         colds = [run.seconds for run in cold_runs]
         import_torch = statistics.median(imports)
         row("import torch", 'python -c "import torch"', ms(import_torch), runs_note(imports))
@@ -309,8 +352,11 @@ def main() -> None:
         floor_correct = statistics.median(floors)
         row("floor", "one warm process, correct submission", ms(floor_correct),
             runs_note(floors))
+        row("", "of which inside the checks' bodies", ms(statistics.median(bodies)),
+            runs_note(bodies) + " (not drawing, hypothesis, pytest)")
         cold_ratio = statistics.median(c / i for c, i in zip(colds, imports, strict=True))
         floor_ratio = statistics.median(f / i for f, i in zip(floors, imports, strict=True))
+        bodies_ratio = statistics.median(b / i for b, i in zip(bodies, imports, strict=True))
 
         # the class's floor before and after the two grade runs: they are compared with the
         # mean of the two
@@ -373,6 +419,8 @@ def main() -> None:
                peak <= 2.2 * GiB and growth <= 1.1)
 
         print("\n  Other ratios")
+        ratio("floor's check bodies alone / import torch", f"{bodies_ratio:.2f}x",
+              "target 2's bound if drawing, hypothesis and pytest cost nothing")
         ratio("grade -j 1 overhead beyond the floor", ms(serial - floor), "per submission")
         ratio("check per process / grade (batch, per submission)", f"{check / (batch / n):.1f}x")
         ratio("pytest per process / grade (batch, per submission)",
