@@ -12,10 +12,8 @@ import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from grader import collect, lazy_shapes, pack, sandbox, second_judge
 from grader.failures import (
@@ -308,39 +306,10 @@ def submission_folders(submissions_dir: Path) -> list[Path]:
     )
 
 
-def _grade_one(folder: Path, options: Options) -> SubmissionResult:
-    return grade_submission(folder, options)
-
-
-def _next_slot(slots: Any) -> int:
-    """This job's number among the batch's jobs (which core it takes)."""
-    with slots.get_lock():
-        slot = slots.value
-        slots.value += 1
-    return slot
-
-
-def _start_job(slots: Any, pinned: bool) -> None:
-    """A batch job's set-up: its zygote, then one core of its own when there are no more cores
-    than jobs (see `sandbox.pin_to_core`)."""
-    sandbox.prestart()
-    warm_up_in_background()
-    slot = _next_slot(slots)
-    if pinned:
-        sandbox.pin_to_core(slot)
-
-
-def _start_forked_job(slots: Any, pinned: bool) -> None:
-    """A forked batch job's set-up: one core of its own, for it and its workers, when there are
-    no more cores than jobs (its zygote is the parent's, shared)."""
-    slot = _next_slot(slots)
-    if pinned:
-        sandbox.pin_job(slot)
-
-
 def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1
                 ) -> Iterator[SubmissionResult]:
-    """Grade many submissions, `jobs` at a time; yields results as they finish."""
+    """Grade many submissions, `jobs` at a time; yields results as they finish (several jobs:
+    `grader.batch`)."""
     if jobs <= 1 or len(folders) <= 1:
         # One job, unpinned: from the second submission on, a worker answers a check's
         # requests ahead (grader.replay) on one core while the grader draws and compares on
@@ -348,29 +317,6 @@ def grade_batch(folders: list[Path], options: Options, *, jobs: int = 1
         for folder in folders:
             yield grade_submission(folder, options)
         return
-    import multiprocessing
+    from grader import batch
 
-    if "fork" in multiprocessing.get_all_start_methods():
-        # Jobs forked from this process start warm (torch, the collected checks) and share
-        # its zygote: one `import torch` for the whole batch instead of two per job.
-        context = multiprocessing.get_context("fork")
-        sandbox.prestart()
-        sandbox.cgroup_parent()  # one folder for every job's workers, removed when we exit
-        warm_up_in_background()
-        finish_warm_up()  # (no thread may run while forking)
-        initializer = _start_forked_job
-    else:
-        context = multiprocessing.get_context("spawn")
-        initializer = _start_job
-    slots = context.Value("i", 0)
-    # Every core busy with a job: one core per job (and its workers) keeps each job's caches
-    # warm and the jobs out of each other's way. With cores to spare, a job's grader and
-    # worker may run side by side.
-    pinned = jobs >= len(sandbox.allowed_cores() or ())
-    with ProcessPoolExecutor(max_workers=min(jobs, len(folders)), mp_context=context,
-                             initializer=initializer, initargs=(slots, pinned)) as pool:
-        futures = [pool.submit(_grade_one, folder, options) for folder in folders]
-        from concurrent.futures import as_completed
-
-        for future in as_completed(futures):
-            yield future.result()
+    yield from batch.grade_batch(folders, options, jobs)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import tempfile
 import time
 import uuid
 from collections import deque
@@ -25,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from grader.cluster import INSTALL_HINT, ClusterError, shipping
-from grader.failures import ERROR
-from grader.results import CheckResult, ExerciseResult, SubmissionResult
+from grader.given_up import ATTEMPTS, infrastructure_error, result_shape
+from grader.results import SubmissionResult
 
 logger = logging.getLogger(__name__)
-ATTEMPTS = 2  # a first grading and one retry
 CONNECT_SECONDS = 20
 LOCAL_SETTINGS = {
     # the scheduler's own count of worker deaths per task: one retry, then KilledWorker
@@ -236,7 +234,7 @@ class Cluster:
                     reasons[index] = "the Dask workers grading it died"
                     given_up.append(index)
                 if template is not None or not (waiting or running):
-                    template = template or (_empty_result(options) if given_up else None)
+                    template = template or (result_shape(options) if given_up else None)
                     for index in given_up:
                         self.failed.append(folders[index].name.removesuffix(".zip"))
                         yield infrastructure_error(template, folders[index], reasons[index])
@@ -304,32 +302,3 @@ class Cluster:
                                 f"{error}"})
         self.outstanding.difference_update(futures)
         return reports
-
-
-def infrastructure_error(template: SubmissionResult, submission: Path,
-                         reason: str) -> SubmissionResult:
-    """The explicit result of a submission the infrastructure failed twice: every exercise of
-    `template` (any result of the same run) with status `error`, 0 points, and why."""
-    message = (f"Not graded: the grading infrastructure failed twice on this submission "
-               f"({reason}). This says nothing about your code: your instructor will "
-               "regrade it.")
-    exercises = [
-        ExerciseResult(ex.id, 0.0, ex.max_score, ERROR, message,
-                       [CheckResult(check.name, check.description, ERROR, 0.0,
-                                    check.max_score, message) for check in ex.checks],
-                       ex.summary)
-        for ex in template.exercises]
-    return SubmissionResult(Path(submission).name.removesuffix(".zip"), exercises, 0.0,
-                            template.devices, {}, [])
-
-
-def _empty_result(options: object) -> SubmissionResult:
-    """The shape of a result (exercises, checks, points) when no submission of the run was
-    graded: an empty submission graded here."""
-    from grader import runner
-
-    with tempfile.TemporaryDirectory() as scratch:
-        empty = Path(scratch) / "empty"
-        empty.mkdir()
-        return runner.grade_submission(empty, options)
-

@@ -36,7 +36,7 @@ from grader.sandbox.settings import (
     SUBMISSION_CAP_FILES,
     Settings,
 )
-from grader.sandbox.zygote import Zygote, close_zygote, prestart, zygote
+from grader.sandbox.zygote import Zygote, close_zygote, prestart, replace_zygote, zygote
 
 
 def clean_up() -> None:
@@ -61,6 +61,6 @@ __all__ = [
     "Settings", "Worker", "WorkerCrashed", "WorkerDiskFull", "WorkerFailure", "WorkerTimeout",
     "Zygote", "allowed_cores", "become_subreaper", "can_drop_uid", "cgroup_parent", "clean_up",
     "close_zygote", "copy_submission", "disk_budget_text", "pin_job", "pin_to_core",
-    "pin_worker", "prestart",
-    "protected_paths", "read_paths", "runtime_dir", "set_cores", "zygote",
+    "pin_worker", "prestart", "protected_paths", "read_paths", "replace_zygote", "runtime_dir",
+    "set_cores", "zygote",
 ]

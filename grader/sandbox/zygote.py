@@ -123,6 +123,14 @@ def close_zygote() -> None:
         zygote().close()
 
 
+def replace_zygote() -> None:
+    """Stop this process's zygote and start a fresh one, with a fresh channel and lock (a
+    forked batch job that died while asking for a worker may have left them half used)."""
+    close_zygote()
+    zygote.cache_clear()
+    prestart()
+
+
 def prestart() -> None:
     """Start the zygote now, so its `import torch` overlaps with the grader's own."""
     warm = zygote()

@@ -1,0 +1,46 @@
+"""Submissions the grading infrastructure failed twice: their explicit `error` result.
+
+Both ways of grading a class, the local batch (`grader.batch`) and a Dask cluster
+(`grader.cluster.client`), grade a submission again once when the infrastructure cut its
+grading short (a judge process died or hung, a Dask worker died), and after a second failure
+give it this result: every exercise `error`, 0 points, and why. Never a silent 0, never a lost
+submission.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from grader.failures import ERROR
+from grader.results import CheckResult, ExerciseResult, SubmissionResult
+
+ATTEMPTS = 2  # a first grading and one retry
+
+
+def infrastructure_error(template: SubmissionResult, submission: Path,
+                         reason: str) -> SubmissionResult:
+    """The explicit result of a submission the infrastructure failed twice: every exercise of
+    `template` (any result of the same run) with status `error`, 0 points, and why."""
+    message = (f"Not graded: the grading infrastructure failed twice on this submission "
+               f"({reason}). This says nothing about your code: your instructor will "
+               "regrade it.")
+    exercises = [
+        ExerciseResult(ex.id, 0.0, ex.max_score, ERROR, message,
+                       [CheckResult(check.name, check.description, ERROR, 0.0,
+                                    check.max_score, message) for check in ex.checks],
+                       ex.summary)
+        for ex in template.exercises]
+    return SubmissionResult(Path(submission).name.removesuffix(".zip"), exercises, 0.0,
+                            template.devices, {}, [])
+
+
+def result_shape(options: object) -> SubmissionResult:
+    """The shape of a result (exercises, checks, points) when no submission of the run was
+    graded: an empty submission graded here."""
+    from grader import runner
+
+    with tempfile.TemporaryDirectory() as scratch:
+        empty = Path(scratch) / "empty"
+        empty.mkdir()
+        return runner.grade_submission(empty, options)
