@@ -145,10 +145,20 @@ class SubmissionSession:
         if self.deferred:  # then the objects built for this call (see `defer`)
             request["before"], self.deferred = self.deferred, []
         reply = self._request(request, timeout or self.limits.call_seconds)
-        self.has_handles = reply.get("kept", 1) > 0  # objects the worker holds for us
-        if reply.get("deferred_failed"):
+        if isinstance(reply, dict) and reply.get("deferred_failed"):
             raise RuntimeError(f"fixture {reply['deferred_failed']} failed in the worker: "
                                f"{reply.get('error')}")
+        try:
+            return self._reply(reply)
+        except Exception as error:  # noqa: BLE001 - a reply the worker never writes: forged
+            # by the student's code on the worker's pipe. A fresh worker grades the rest.
+            self.worker.kill()
+            raise Crashed("your code sent the grader an answer it cannot read "
+                          f"({type(error).__name__}: {error})") from None
+
+    def _reply(self, reply: dict) -> Reply:
+        """The worker's reply as a `Reply`, its values decoded into inert records."""
+        self.has_handles = reply.get("kept", 1) > 0  # objects the worker holds for us
         return Reply(
             status=reply["status"],
             value=codec.decode_result(reply.get("value")),

@@ -259,6 +259,28 @@ def attacks(*, port: int, known_solutions: Path, neighbour: Path, out: Path) -> 
                 return x[: len(idx)]
         """,
     }
+    # A reply forged on the worker's pipe (its write end is one of the worker's descriptors):
+    # a few bytes that would decode into 2**60 values, read by the grader before the real one.
+    found["forges_a_reply"] = """
+        import os
+        import pickle
+        import stat
+        import struct
+
+        def add_axis(x, dim):
+            node = [1.0]
+            for _ in range(60):
+                node = [node, node]
+            payload = pickle.dumps({"status": "ok", "value": node, "kept": 0})
+            frame = struct.pack("!Q", len(payload)) + payload
+            for fd in range(3, 64):
+                try:
+                    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                        os.write(fd, frame)
+                except OSError:
+                    pass
+            return x.unsqueeze(dim)
+    """
     if isolation.landlock_abi() >= 6:
         # Signals to the grader are blocked by Landlock's scope (ABI 6); elsewhere (an ordinary
         # user shares the grader's uid) only run this where it is safe.
@@ -412,6 +434,7 @@ def test_honest_neighbours_keep_full_marks(attack_batch) -> None:
     ("reads_grader_environment", "tensors.pick_per_row", "error"),
     ("fills_disk", "tensors.concat", "error"),
     ("patches_the_checks", "tensors.select_rows", "failed"),
+    ("forges_a_reply", "tensors.add_axis", "error"),
 ])
 def test_an_attack_costs_exactly_its_exercise(attack_batch, attack: str, exercise_id: str,
                                               status: str) -> None:

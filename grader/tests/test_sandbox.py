@@ -204,3 +204,29 @@ def test_without_the_disk_layer_a_watchdog_stops_the_worker(tmp_path: Path) -> N
         # Stopped within one measurement of the budget (the overshoot noted in the README).
         assert budget < watchdog.used < budget + (256 << 20), watchdog.used >> 20
         assert call(worker, "dot", torch.ones(2), torch.ones(2))["status"] == "ok"
+
+
+def test_a_reply_nesting_one_list_in_itself_is_refused_at_once() -> None:
+    """A few bytes forged on the worker's pipe that would decode into 2**60 values (the same
+    list referenced twice at every level): refused quickly, not decoded for ever."""
+    import pickle
+    import time
+
+    from grader.worker import wire
+
+    node: list = [1.0]
+    for _ in range(60):
+        node = [node, node]
+    message = wire.loads(pickle.dumps({"status": "ok", "value": node}))
+    started = time.monotonic()
+    with pytest.raises(codec.ReplyTooLarge):
+        codec.decode_result(message["value"])
+    wide: list = [1.0]
+    for _ in range(12):  # shallow (12 levels) but just as large
+        wide = [wide] * 40
+    with pytest.raises(codec.ReplyTooLarge):
+        codec.decode_result(wide)
+    assert time.monotonic() - started < 30
+    # what the worker's own codec writes is read as always
+    assert codec.decode_result(codec.encode([[1, 2], (3.5, "x"), {"k": None}])) == \
+        [[1, 2], (3.5, "x"), {"k": None}]

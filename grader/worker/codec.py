@@ -170,10 +170,27 @@ def _rebuild_values(message: dict, device: str = "cpu") -> torch.Tensor:
     return flat.reshape(shape)
 
 
-def decode_result(data: Any) -> Any:
-    """Inert records for what the worker sent (the grader's view of the student's values)."""
+# What one reply may hold once decoded. `encode` never makes more than MAX_DEPTH levels, but a
+# message the student's code forged on the worker's pipe can nest the same list in itself by
+# reference: a few bytes that would decode into 2**60 values and keep the grader busy forever.
+MAX_DECODED_VALUES = 4_000_000
+MAX_DECODED_DEPTH = 2 * MAX_DEPTH + 8
+
+
+class ReplyTooLarge(ValueError):
+    """A reply that would decode into more values, or more levels, than any real one."""
+
+
+def decode_result(data: Any, _budget: list[int] | None = None, _depth: int = 0) -> Any:
+    """Inert records for what the worker sent (the grader's view of the student's values).
+    Raises ReplyTooLarge past MAX_DECODED_VALUES values or MAX_DECODED_DEPTH levels."""
+    budget = [MAX_DECODED_VALUES] if _budget is None else _budget
+    budget[0] -= 1
+    if budget[0] < 0 or _depth > MAX_DECODED_DEPTH:
+        raise ReplyTooLarge(f"the answer holds more than {MAX_DECODED_VALUES} values or "
+                            f"{MAX_DECODED_DEPTH} levels")
     if isinstance(data, list):
-        return [decode_result(item) for item in data]
+        return [decode_result(item, budget, _depth + 1) for item in data]
     if not isinstance(data, dict):
         return data
     kind = data.get(KIND)
@@ -184,17 +201,19 @@ def decode_result(data: Any) -> Any:
             values=values, dtype=data["dtype"], shape=tuple(data["shape"]), device=data["device"],
             requires_grad=data["requires_grad"], is_leaf=data["is_leaf"],
             grad_fn=data["grad_fn"], version=data["version"], is_contiguous=data["contiguous"],
-            grad=decode_result(data["grad"]) if data["grad"] is not None else None,
+            grad=decode_result(data["grad"], budget, _depth + 1)
+            if data["grad"] is not None else None,
         )
     if kind == "ndarray":
         values = np.frombuffer(data["data"], dtype=np.dtype(data["dtype"])).reshape(data["shape"])
         return ArrayData(values=values.copy(), dtype=data["dtype"], shape=tuple(data["shape"]))
     if kind == "tuple":
-        return tuple(decode_result(item) for item in data["items"])
+        return tuple(decode_result(item, budget, _depth + 1) for item in data["items"])
     if kind == "size":
         return torch.Size(data["items"])
     if kind == "dict":
-        return {_hashable(decode_result(key)): decode_result(item) for key, item in data["items"]}
+        return {_hashable(decode_result(key, budget, _depth + 1)):
+                decode_result(item, budget, _depth + 1) for key, item in data["items"]}
     if kind == "device":
         return DeviceData(type=data["type"], index=data["index"])
     if kind == "dtype":
