@@ -106,16 +106,24 @@ class SubmissionSession:
             state = PartState("error", message=f"importing {part}.py ended the Python process: "
                               f"{crash.message}")
         else:
-            if reply["status"] == "ok":
-                state = PartState("ok", names=frozenset(reply["names"]))
-                self.imported.add(part)
-            elif reply["status"] == "missing":
-                state = PartState("missing", message=f"there is no {part}.py in the submission")
-            else:
-                state = PartState("error", message=import_error_text(part, reply["error"]))
+            try:
+                state = self._part_state(part, reply)
+            except Exception as error:  # noqa: BLE001 - a reply the worker never writes: forged
+                self.worker.kill()  # by the part's top-level code on the worker's pipe
+                state = PartState("error", message=f"importing {part}.py sent the grader an "
+                                  f"answer it cannot read ({type(error).__name__}: {error})")
         self.loaded.add(part)  # (after the request: a worker it started begins with none)
         self.parts[part] = state
         return state
+
+    def _part_state(self, part: str, reply: dict) -> PartState:
+        if reply["status"] == "ok":
+            state = PartState("ok", names=frozenset(reply["names"]))
+            self.imported.add(part)
+            return state
+        if reply["status"] == "missing":
+            return PartState("missing", message=f"there is no {part}.py in the submission")
+        return PartState("error", message=import_error_text(part, reply["error"]))
 
     def keep_to_part(self, part: str) -> None:
         """Grade `part` next in a worker that has loaded no other part (a fresh one when the

@@ -90,6 +90,28 @@ def test_a_hanging_import_times_out_that_file_only(tmp_path: Path) -> None:
     assert {v for k, v in result.items() if k.startswith("tensors.")} == {"passed"}
 
 
+def test_an_import_reply_forged_on_the_pipe_costs_that_file_only(tmp_path: Path) -> None:
+    """Top-level code that writes a reply of its own onto the worker's pipe, one the worker
+    never writes (no names): that file's exercises are errors saying so; nothing raises."""
+    folder = copy_solutions(tmp_path / "s", parts=("tensors", "autograd"))
+    append(folder, "autograd", """
+        import os as _os, pickle as _pickle, stat as _stat, struct as _struct
+
+        _payload = _pickle.dumps({"status": "ok", "kept": 0})
+        for _fd in range(3, 64):
+            try:
+                if _stat.S_ISFIFO(_os.fstat(_fd).st_mode):
+                    _os.write(_fd, _struct.pack("!Q", len(_payload)) + _payload)
+            except OSError:
+                pass
+    """)
+    result = grade(folder, "tensors", "autograd")
+    by_id = {ex.id: ex for ex in result.exercises}
+    assert {v for k, v in statuses(result).items() if k.startswith("autograd.")} == {"error"}
+    assert "sent the grader an answer it cannot read" in by_id["autograd.q_gradients"].feedback
+    assert {v for k, v in statuses(result).items() if k.startswith("tensors.")} == {"passed"}
+
+
 def test_exiting_the_interpreter_is_an_error_not_a_crash(tmp_path: Path) -> None:
     folder = copy_solutions(tmp_path / "s", parts=("tensors",))
     append(folder, "tensors", """
