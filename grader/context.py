@@ -318,7 +318,9 @@ def capital(text: str) -> str:
 
 def error_text(error: dict) -> str:
     """`ValueError: ... (tensors.py, line 12: x.view(2, -1))`"""
-    text = f"{error.get('type', 'Error')}: {error.get('message', '')}".strip()
+    # (the worker shortens messages; one forged on its pipe may be any length)
+    text = f"{str(error.get('type', 'Error'))[:100]}: {str(error.get('message', ''))[:1000]}" \
+        .strip()
     frames = error.get("frames") or []
     if frames:
         last = frames[-1]

@@ -62,11 +62,14 @@ def describe(value: Any) -> str:
             f"torch.device('{value.type}:{value.index}')"
     if isinstance(value, DtypeData):
         return f"torch.{value.name}"
-    if isinstance(value, Opaque):
-        return f"a {value.type_name} object ({value.text})"
+    if isinstance(value, Opaque):  # (texts forged on the worker's pipe may be long)
+        return f"a {value.type_name[:100]} object ({_shortened(value.text)})"
     if isinstance(value, Handle):
         return f"a {value.type_name} object"
     if isinstance(value, tuple) and not isinstance(value, torch.Size):
+        if len(value) > 12:
+            return "(" + ", ".join(describe(item) for item in value[:12]) + \
+                f", ... ({len(value)} items))"
         inner = ", ".join(describe(item) for item in value)
         return f"({inner}{',' if len(value) == 1 else ''})"
     if isinstance(value, list):
@@ -78,7 +81,10 @@ def describe(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, torch.Size):
         return f"torch.Size({list(value)})"
-    text = repr(value)
+    return _shortened(repr(value))
+
+
+def _shortened(text: str) -> str:
     return text if len(text) < 300 else text[:297] + "..."
 
 
