@@ -206,9 +206,10 @@ def test_without_the_disk_layer_a_watchdog_stops_the_worker(tmp_path: Path) -> N
         assert call(worker, "dot", torch.ones(2), torch.ones(2))["status"] == "ok"
 
 
-def test_a_reply_nesting_one_list_in_itself_is_refused_at_once() -> None:
+def test_replies_forged_to_stall_the_grader_are_refused_at_once() -> None:
     """A few bytes forged on the worker's pipe that would decode into 2**60 values (the same
-    list referenced twice at every level): refused quickly, not decoded for ever."""
+    list referenced twice at every level), or a tensor whose strides repeat one value 10**18
+    times: refused quickly, not decoded or compared for ever."""
     import pickle
     import time
 
@@ -227,6 +228,14 @@ def test_a_reply_nesting_one_list_in_itself_is_refused_at_once() -> None:
     with pytest.raises(codec.ReplyTooLarge):
         codec.decode_result(wide)
     assert time.monotonic() - started < 30
+    # a view whose strides make one stored value look like 10**18 of them
+    import torch
+
+    huge = codec.encode_tensor(torch.ones(1))
+    huge.update(data=None, storage=torch.ones(1).numpy().tobytes(), stride=[0, 0], offset=0,
+                shape=[10**9, 10**9])
+    with pytest.raises(ValueError, match="never as a storage"):
+        codec.decode_result(huge)
     # what the worker's own codec writes is read as always
     assert codec.decode_result(codec.encode([[1, 2], (3.5, "x"), {"k": None}])) == \
         [[1, 2], (3.5, "x"), {"k": None}]

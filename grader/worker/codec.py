@@ -195,8 +195,11 @@ def decode_result(data: Any, _budget: list[int] | None = None, _depth: int = 0) 
         return data
     kind = data.get(KIND)
     if kind == "tensor":
-        values = None if data["data"] is None and data.get("storage") is None else \
-            _rebuild_values(data)
+        if data.get("storage") is not None:  # (a view's strides could make a 1-element
+            # storage look like 10**18 values to every comparison)
+            raise ValueError("a tensor in a reply comes as row-major values, never as a "
+                             "storage with strides")
+        values = None if data["data"] is None else _rebuild_values(data)
         return TensorData(
             values=values, dtype=data["dtype"], shape=tuple(data["shape"]), device=data["device"],
             requires_grad=data["requires_grad"], is_leaf=data["is_leaf"],
