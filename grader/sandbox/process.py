@@ -225,7 +225,11 @@ class Worker:
             if watchdog is not None:
                 self._enforce(watchdog)
         try:
-            reply = wire.receive_payload(self.from_worker)
+            reply = wire.receive_payload(self.from_worker, deadline)
+        except wire.ReadTimeout:
+            self.kill()
+            raise WorkerTimeout(f"no whole answer within {timeout:g} s",
+                                self.output_tail()) from None
         except wire.WireError as error:
             code = None
             if self.process is not None:  # a zygote's child is reaped by the zygote: no code

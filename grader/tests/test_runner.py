@@ -112,6 +112,32 @@ def test_an_import_reply_forged_on_the_pipe_costs_that_file_only(tmp_path: Path)
     assert {v for k, v in statuses(result).items() if k.startswith("tensors.")} == {"passed"}
 
 
+def test_a_reply_cut_short_on_the_pipe_times_out_its_exercise_only(tmp_path: Path) -> None:
+    """Code that writes a header announcing 1000 bytes onto the worker's pipe and then never
+    writes them: the grader stops waiting at the call's deadline, as for an endless loop."""
+    folder = copy_solutions(tmp_path / "s", parts=("tensors",))
+    append(folder, "tensors", """
+        import os
+        import stat
+        import struct
+        import time
+
+        def dot(u, v):
+            for fd in range(3, 64):
+                try:
+                    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                        os.write(fd, struct.pack("!Q", 1000))
+                except OSError:
+                    pass
+            time.sleep(600)
+    """)
+    result = grade(folder, "tensors")
+    expected = dict.fromkeys((k for k in statuses(result) if k.startswith("tensors.")), "passed")
+    assert statuses(result) == expected | {"tensors.dot": "timeout"}
+    by_id = {ex.id: ex for ex in result.exercises}
+    assert "did not finish within 3 s" in by_id["tensors.dot"].feedback
+
+
 def test_exiting_the_interpreter_is_an_error_not_a_crash(tmp_path: Path) -> None:
     folder = copy_solutions(tmp_path / "s", parts=("tensors",))
     append(folder, "tensors", """

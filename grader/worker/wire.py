@@ -65,10 +65,17 @@ def send_payload(fd: int, payload: bytes) -> None:
         view = view[written:]
 
 
-def read_exactly(fd: int, count: int) -> bytes:
-    """Read exactly `count` bytes; raises WireError at end of file."""
+class ReadTimeout(WireError):
+    """The other side stopped writing in the middle of a message, past the deadline."""
+
+
+def read_exactly(fd: int, count: int, deadline: float | None = None) -> bytes:
+    """Read exactly `count` bytes; raises WireError at end of file, and ReadTimeout when the
+    bytes have not all come by `deadline` (time.monotonic(); None: wait as long as it takes)."""
     chunks = []
     while count:
+        if deadline is not None:
+            _wait_readable(fd, deadline)
         chunk = os.read(fd, min(count, 1 << 20))
         if not chunk:
             raise ChannelClosed("the other side closed the channel")
@@ -82,12 +89,23 @@ def receive(fd: int) -> Any:
     return loads(receive_payload(fd))
 
 
-def receive_payload(fd: int) -> bytes:
-    """Read one length-prefixed message, still serialized (blocking)."""
-    (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size))
+def receive_payload(fd: int, deadline: float | None = None) -> bytes:
+    """Read one length-prefixed message, still serialized (blocking; with a `deadline`, the
+    whole message must have come by then: a header announcing bytes that never follow cannot
+    keep the reader waiting)."""
+    (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size, deadline))
     if size > MAX_MESSAGE_BYTES:
         raise WireError(f"message of {size} bytes is over the {MAX_MESSAGE_BYTES} byte limit")
-    return read_exactly(fd, size)
+    return read_exactly(fd, size, deadline)
+
+
+def _wait_readable(fd: int, deadline: float) -> None:
+    import select
+    import time
+
+    remaining = deadline - time.monotonic()
+    if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        raise ReadTimeout("the message stopped before its end")
 
 
 # --- Decoded values on the grader side -------------------------------------------------------
