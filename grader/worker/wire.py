@@ -104,7 +104,9 @@ def _wait_readable(fd: int, deadline: float) -> None:
     import time
 
     remaining = deadline - time.monotonic()
-    if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+    poller = select.poll()  # (not select(): it refuses descriptors above 1023)
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    if remaining <= 0 or not poller.poll(remaining * 1000):
         raise ReadTimeout("the message stopped before its end")
 
 
