@@ -8,10 +8,10 @@ each idle job the next submission and waits for a result, a job's death or a job
 - a job whose grading raised (a bug of the grader's) sends the error back: its submission is
   graded again once;
 - a job that dies (the kernel killed it, a crash in native code) or holds one submission past
-  `Limits.submission_seconds` + GRACE_SECONDS (hung: the judge's own deadlines never let a
-  submission run that long) ends the round: every job is stopped and the zygote replaced (a
-  job that died in the middle of asking the shared zygote for a worker leaves its channel
-  half used), and fresh jobs take over. The submissions the other jobs held are graded again
+  `given_up.hung_after` (`Limits.submission_seconds` + 2 minutes: the judge's own deadlines
+  never let a submission run that long) ends the round: every job is stopped and the zygote
+  replaced (a job that died in the middle of asking the shared zygote for a worker leaves its
+  channel half used), and fresh jobs take over. The submissions the other jobs held are graded again
   from the start, which changes nothing (grading is deterministic); the one the failed job
   held is graded again once;
 - after a second failure, a submission gets an explicit error result
@@ -30,11 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader import runner, sandbox
+from grader import given_up, runner, sandbox
 from grader.given_up import ATTEMPTS, infrastructure_error, result_shape
 from grader.results import SubmissionResult
-
-GRACE_SECONDS = 120.0  # beyond Limits.submission_seconds, before a job counts as hung
 
 
 @dataclass
@@ -121,7 +119,7 @@ class _Pool:
 
     def hand_out(self, waiting: deque[int], folders: list[Path]) -> None:
         """Give every idle job (starting jobs up to the pool's size) the next submission."""
-        limit = self.options.limits.submission_seconds + GRACE_SECONDS
+        limit = given_up.hung_after(self.options)
         while waiting:
             job = next((job for job in self.jobs if job.index is None), None)
             if job is None:
@@ -168,7 +166,7 @@ class _Pool:
                 job.index = None
                 outcomes.append(_Outcome(index, result, error))
             elif time.monotonic() > job.deadline:
-                limit = self.options.limits.submission_seconds + GRACE_SECONDS
+                limit = given_up.hung_after(self.options)
                 failed[job.slot] = f"its judge did not finish within {limit:g} s"
         if failed:
             outcomes += self._stop_all(failed)

@@ -2,7 +2,8 @@
 
 Both ways of grading a class, the local batch (`grader.batch`) and a Dask cluster
 (`grader.cluster.client`), grade a submission again once when the infrastructure cut its
-grading short (a judge process died or hung, a Dask worker died), and after a second failure
+grading short (a judge process died or hung past `hung_after`, a Dask worker died), and after
+a second failure
 give it this result: every exercise `error`, 0 points, and why. Never a silent 0, never a lost
 submission.
 """
@@ -16,6 +17,14 @@ from grader.failures import ERROR
 from grader.results import CheckResult, ExerciseResult, SubmissionResult
 
 ATTEMPTS = 2  # a first grading and one retry
+GRACE_SECONDS = 120.0  # beyond Limits.submission_seconds, before a judge counts as hung
+
+
+def hung_after(options: object) -> float:
+    """Seconds after which a judge still grading one submission is hung: the judge's own
+    deadlines stop a submission's grading at `Limits.submission_seconds` (each call and
+    exercise has its own, shorter one), so this never cuts real grading short."""
+    return options.limits.submission_seconds + GRACE_SECONDS
 
 
 def infrastructure_error(template: SubmissionResult, submission: Path,

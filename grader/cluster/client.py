@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.cluster import INSTALL_HINT, ClusterError, shipping
-from grader.given_up import ATTEMPTS, infrastructure_error, result_shape
+from grader.given_up import ATTEMPTS, hung_after, infrastructure_error, result_shape
 from grader.results import SubmissionResult
 
 logger = logging.getLogger(__name__)
@@ -191,7 +191,8 @@ class Cluster:
                         shipping.reference(pack)
                     future = self.client.submit(
                         grade, shipping.ship(folders[index], by_path=by_path), pickled, carried,
-                        key=f"grade-{run}-{index}-{attempts[index]}", pure=False)
+                        hung_after(options), key=f"grade-{run}-{index}-{attempts[index]}",
+                        pure=False)
                     running[future] = index
                     self.outstanding.add(future)
                 for future in self._wait(list(running)):

@@ -70,18 +70,23 @@ class Judge:
         return self.process is not None and self.process.poll() is None
 
     def ask(self, request: dict, *, cancelled: Callable[[], bool] = lambda: False,
-            poll_seconds: float = 0.25) -> dict:
+            within: float | None = None, poll_seconds: float = 0.25) -> dict:
         """Send one request and return the reply; raises `JudgeFailed` when the judge ends
-        first, `Cancelled` (after stopping the judge) when `cancelled()` turns true."""
+        first or (after stopping it) has not answered `within` seconds, `Cancelled` (after
+        stopping the judge) when `cancelled()` turns true."""
         if not self.alive:
             raise JudgeFailed(self.ending())
         assert self.requests is not None and self.replies is not None
+        deadline = None if within is None else time.monotonic() + within
         try:
             self.requests.send_bytes(pickle.dumps(request))
             while not self.replies.poll(poll_seconds):
                 if cancelled():
                     self.stop()
                     raise Cancelled("the task was cancelled")
+                if deadline is not None and time.monotonic() > deadline:
+                    self.stop()
+                    raise JudgeFailed(f"its judge did not finish within {within:g} s")
             return json.loads(self.replies.recv_bytes())
         except (EOFError, OSError):
             self.stop()

@@ -95,19 +95,21 @@ def _cancelled_check():  # noqa: ANN202
     return cancelled
 
 
-def grade(shipment: dict, options: bytes, pack: dict | None = None) -> dict:
+def grade(shipment: dict, options: bytes, pack: dict | None = None,
+          within: float | None = None) -> dict:
     """The task: grade one shipped submission with these (pickled) options and the shipped
     pack on this worker's judge. Returns {"result": SubmissionResult.to_dict()},
     {"unseen": why}, {"needs_pack": True} (the judge has not received the pack's files yet) or
     {"unsafe": why, "worker": address} (a start-up probe got through the sandbox here);
-    raises `JudgeFailed` when the judge died or the grader failed."""
+    raises `JudgeFailed` when the judge died, did not answer `within` seconds (hung: it is
+    stopped) or the grader failed."""
     request = {"op": "grade", "shipment": shipment, "options": options, "pack": pack}
     with _plugin().judge() as judge:
-        reply = judge.ask(request, cancelled=_cancelled_check())
+        reply = judge.ask(request, cancelled=_cancelled_check(), within=within)
         if reply.get("other_pack"):  # it graded with another pack: a fresh judge for this one
             judge.stop()
             judge.start()
-            reply = judge.ask(request, cancelled=_cancelled_check())
+            reply = judge.ask(request, cancelled=_cancelled_check(), within=within)
     if "error" in reply:
         raise JudgeFailed(f"the grader failed: {reply['error']}\n{reply.get('traceback', '')}")
     if "unsafe" in reply:

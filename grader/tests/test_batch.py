@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import batch, runner, sandbox
+from grader import given_up, runner, sandbox
 from grader.failures import ERROR, PASSED
 from grader.tests.conftest import copy_solutions
 
@@ -66,7 +66,7 @@ def grade_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, behaviours: dic
         return real(folder, options)
 
     monkeypatch.setattr(runner, "grade_submission", grade)  # inherited by the forked jobs
-    monkeypatch.setattr(batch, "GRACE_SECONDS", 1.0)
+    monkeypatch.setattr(given_up, "GRACE_SECONDS", 1.0)
     results = list(runner.grade_batch(folders, OPTIONS, jobs=2))
     assert sorted(result.id for result in results) == sorted(f.name for f in folders), \
         "every submission has exactly one result"

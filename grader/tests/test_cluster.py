@@ -26,6 +26,7 @@ from grader import pack, runner
 from grader.cli import _options, main
 from grader.cluster import shipping
 from grader.results import CheckResult, ExerciseResult, SubmissionResult, results_json
+from grader.session import Limits
 from grader.worker import isolation
 
 from .conftest import copy_solutions
@@ -348,6 +349,38 @@ def _two_deaths_make_an_infrastructure_error(cluster, tmp_path: Path) -> None:  
         assert exercise.feedback.startswith("Not graded: the grading infrastructure failed "
                                             "twice on this submission (the Dask workers")
     assert cluster.failed == ["slow"]
+
+
+class HangingOptions(runner.Options):
+    """Options that never finish unpickling: the judge given them hangs (as a judge stuck in
+    native code would), while the client reads their limits as usual."""
+
+    def __reduce__(self) -> tuple:
+        return (time.sleep, (600,))
+
+
+@pytest.mark.slow
+def test_a_hung_judge_is_stopped_and_its_submission_given_up_after_two_tries(
+        cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    from grader import given_up
+
+    monkeypatch.setattr(given_up, "GRACE_SECONDS", 1.0)
+    options = HangingOptions(only=("tensors.dot",), limits=Limits(submission_seconds=2.0))
+    failed_before = list(cluster.failed)  # (the cluster is shared by the module's tests)
+    started = time.monotonic()
+    results = list(cluster.grade([copy_solutions(tmp_path / "hangs", ("tensors",))], options))
+    assert time.monotonic() - started < 120
+    assert cluster.failed == [*failed_before, "hangs"]
+    cluster.failed[:] = failed_before
+    assert [result.id for result in results] == ["hangs"]
+    (exercise,) = results[0].exercises
+    assert exercise.status == "error"
+    assert "failed twice" in exercise.feedback
+    assert "its judge did not finish within 3 s" in exercise.feedback
+    # the stopped judges were replaced: the cluster grades on
+    (after,) = cluster.grade([copy_solutions(tmp_path / "after", ("tensors",))],
+                             runner.Options(only=("tensors.dot",)))
+    assert {ex.status for ex in after.exercises} == {"passed"}
 
 
 @pytest.mark.slow
