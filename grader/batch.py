@@ -7,13 +7,14 @@ each idle job the next submission and waits for a result, a job's death or a job
 
 - a job whose grading raised (a bug of the grader's) sends the error back: its submission is
   graded again once;
-- a job that dies (the kernel killed it, a crash in native code) or holds one submission past
-  `given_up.hung_after` (`Limits.submission_seconds` + 2 minutes: the judge's own deadlines
-  never let a submission run that long) ends the round: every job is stopped and the zygote
-  replaced (a job that died in the middle of asking the shared zygote for a worker leaves its
-  channel half used), and fresh jobs take over. The submissions the other jobs held are graded again
-  from the start, which changes nothing (grading is deterministic); the one the failed job
-  held is graded again once;
+- a job that dies (the kernel killed it, a crash in native code), or that is hung (it holds
+  one submission past `given_up.hung_after`, the submission's limit + 2 minutes, or it
+  finished no exercise for `given_up.silent_after`, ~6 minutes: the judge's own deadlines
+  never let grading run that long; a job reports each exercise it finishes), ends the round:
+  every job is stopped and the zygote replaced (a job that died in the middle of asking the
+  shared zygote for a worker leaves its channel half used), and fresh jobs take over. The
+  submissions the other jobs held are graded again from the start, which changes nothing
+  (grading is deterministic); the one the failed job held is graded again once;
 - after a second failure, a submission gets an explicit error result
   (`given_up.infrastructure_error`): never a silent 0, never a lost submission, and never a
   cost to the others.
@@ -34,6 +35,8 @@ from grader import given_up, runner, sandbox
 from grader.given_up import ATTEMPTS, infrastructure_error, result_shape
 from grader.results import SubmissionResult
 
+_ALIVE = "alive"  # a job's message after each exercise it finished
+
 
 @dataclass
 class _Job:
@@ -43,7 +46,8 @@ class _Job:
     process: Any
     connection: Any
     index: int | None = None
-    deadline: float = 0.0
+    hung_at: float = 0.0  # when it counts as hung: its submission's whole time is up,
+    deadline: float = 0.0  # or (at most that) it has been silent for too long
 
 
 @dataclass(frozen=True)
@@ -111,15 +115,13 @@ class _Pool:
         first-use costs."""
         sandbox.prestart()
         sandbox.cgroup_parent()  # one folder for every job's workers, removed when we exit
-        runner.warm_up_in_background()
-        runner.finish_warm_up()  # (no thread may run while forking)
+        runner.warm_up_here()  # (on this thread: no other thread may have run torch)
 
     def busy(self) -> list[_Job]:
         return [job for job in self.jobs if job.index is not None]
 
     def hand_out(self, waiting: deque[int], folders: list[Path]) -> None:
         """Give every idle job (starting jobs up to the pool's size) the next submission."""
-        limit = given_up.hung_after(self.options)
         while waiting:
             job = next((job for job in self.jobs if job.index is None), None)
             if job is None:
@@ -127,7 +129,9 @@ class _Pool:
                     return
                 job = self._start(len(self.jobs))
             job.index = waiting.popleft()
-            job.deadline = time.monotonic() + limit
+            now = time.monotonic()
+            job.hung_at = now + given_up.hung_after(self.options)
+            job.deadline = min(job.hung_at, now + given_up.silent_after(self.options))
             try:
                 job.connection.send((job.index, folders[job.index]))
             except OSError:
@@ -157,17 +161,24 @@ class _Pool:
         for job in busy:
             if job.connection in ready or job.process.sentinel in ready:
                 try:
-                    index, result, error = job.connection.recv()
+                    message = job.connection.recv()
                 except (EOFError, OSError):
                     job.process.join(1)
                     failed[job.slot] = ("its judge process died (exit status "
                                         f"{job.process.exitcode})")
                     continue
+                if message == _ALIVE:  # it finished an exercise
+                    job.deadline = min(job.hung_at, time.monotonic()
+                                       + given_up.silent_after(self.options))
+                    continue
+                index, result, error = message
                 job.index = None
                 outcomes.append(_Outcome(index, result, error))
             elif time.monotonic() > job.deadline:
-                limit = given_up.hung_after(self.options)
-                failed[job.slot] = f"its judge did not finish within {limit:g} s"
+                failed[job.slot] = (
+                    f"its judge did not finish within {given_up.hung_after(self.options):g} s"
+                    if time.monotonic() > job.hung_at else "its judge finished no exercise for "
+                    f"{given_up.silent_after(self.options):g} s")
         if failed:
             outcomes += self._stop_all(failed)
         return outcomes
@@ -221,7 +232,8 @@ def _job_main(connection: Any, slot: int, pinned: bool, forked: bool,
             return
         index, folder = task
         try:
-            result = runner.grade_submission(folder, options)
+            result = runner.grade_submission(
+                folder, options, on_exercise=lambda _: connection.send(_ALIVE))
         except Exception as error:  # noqa: BLE001 - one submission's, reported with it
             connection.send((index, None, f"the grader failed: {type(error).__name__}: "
                              f"{error}".strip()))

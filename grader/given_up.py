@@ -20,6 +20,17 @@ ATTEMPTS = 2  # a first grading and one retry
 GRACE_SECONDS = 120.0  # beyond Limits.submission_seconds, before a judge counts as hung
 
 
+def silent_after(options: object) -> float:
+    """Seconds after which a judge that has finished no exercise since the last (or since it
+    got the submission) is hung: one exercise may start a worker, import its part, run its
+    checks to the exercise's budget and one last call past it."""
+    from grader.sandbox import STARTUP_SECONDS
+
+    limits = options.limits
+    return (STARTUP_SECONDS + limits.import_seconds + limits.exercise_seconds
+            + limits.call_seconds + GRACE_SECONDS)
+
+
 def hung_after(options: object) -> float:
     """Seconds after which a judge still grading one submission is hung: the judge's own
     deadlines stop a submission's grading at `Limits.submission_seconds` (each call and

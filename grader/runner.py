@@ -186,6 +186,19 @@ def _warm_up_grader() -> None:
     (leaf * 2).backward(torch.ones(2))
 
 
+def warm_up_here() -> None:
+    """The same warm-up, on this thread, for a process about to fork batch jobs: then no
+    thread but the main one has ever run torch in the process the jobs are copied from (a
+    batch job once hung for minutes in MKL's allocator, in a parent warmed up on a thread)."""
+    lazy_shapes.install()
+    if _warming is not None:
+        finish_warm_up()
+        return
+    _warm_up_grader()
+    gc.freeze()
+    gc.enable()
+
+
 def finish_warm_up() -> None:
     """Wait for the warm-up; then freeze the garbage collector's view of what this process
     holds (torch, the checks, the warm-up): every object so far lives as long as the process.

@@ -22,26 +22,26 @@ OPTIONS = runner.Options(only=("tensors.dot",),
                          limits=runner.Limits(submission_seconds=8.0))
 
 
-def dies(folder: Path) -> None:
+def dies(folder: Path, **_: object) -> None:
     os._exit(7)
 
 
-def dies_once(folder: Path) -> None:
+def dies_once(folder: Path, **_: object) -> None:
     marker = folder.parent / f"{folder.name}.died"
     if not marker.exists():
         marker.touch()
         os._exit(7)
 
 
-def hangs(folder: Path) -> None:
+def hangs(folder: Path, **_: object) -> None:
     time.sleep(600)
 
 
-def raises(folder: Path) -> None:
+def raises(folder: Path, **_: object) -> None:
     raise RuntimeError("boom")
 
 
-def dies_holding_the_zygote(folder: Path) -> None:
+def dies_holding_the_zygote(folder: Path, **_: object) -> None:
     """Dies the first time while holding the shared zygote's lock, as a job killed in the
     middle of asking for a worker would: a job using the old zygote would wait forever."""
     marker = folder.parent / f"{folder.name}.died"
@@ -59,11 +59,11 @@ def grade_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, behaviours: dic
                for name in sorted((*behaviours, *honest))]
     real = runner.grade_submission
 
-    def grade(folder: Path, options: runner.Options | None = None) -> object:
+    def grade(folder: Path, options: runner.Options | None = None, **kwargs: object) -> object:
         behaviour = behaviours.get(Path(folder).name)
         if behaviour is not None:
-            behaviour(Path(folder))
-        return real(folder, options)
+            behaviour(Path(folder), **kwargs)
+        return real(folder, options, **kwargs)
 
     monkeypatch.setattr(runner, "grade_submission", grade)  # inherited by the forked jobs
     monkeypatch.setattr(given_up, "GRACE_SECONDS", 1.0)
@@ -110,6 +110,23 @@ def test_failing_twice_is_an_explicit_infrastructure_error(troubled_class: dict,
     exercise = result.exercises[0]
     assert "failed twice" in exercise.feedback and reason in exercise.feedback
     assert all(check.status == ERROR for check in exercise.checks)
+
+
+def slow_but_alive(folder: Path, *, on_exercise: object, **_: object) -> None:
+    """Three "exercises" of 2 s each: longer than the silence allowed in all, not at once."""
+    for _ in range(3):
+        time.sleep(2)
+        on_exercise(None)
+
+
+def test_a_job_silent_too_long_is_stopped_but_one_reporting_progress_is_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(given_up, "silent_after", lambda options: 4.0)
+    graded = grade_class(tmp_path, monkeypatch, {"silent": hangs, "slow": slow_but_alive},
+                         honest=("honest_a",))
+    assert statuses(graded["silent"]) == {ERROR}
+    assert "its judge finished no exercise for 4 s" in graded["silent"].exercises[0].feedback
+    assert statuses(graded["slow"]) == statuses(graded["honest_a"]) == {PASSED}
 
 
 def test_a_job_dead_while_asking_the_zygote_does_not_stall_the_others(
