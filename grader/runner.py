@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import collect, lazy_shapes, pack, sandbox, second_judge
+from grader import collect, given_up, lazy_shapes, pack, sandbox, second_judge
 from grader.failures import (
     FORBIDDEN,
     PASSED,
@@ -270,7 +270,7 @@ def _grade_in_two(parts: list[list[Exercise]], session: SubmissionSession, optio
         in_order.add_all(other.ready())
 
     sandbox.cgroup_parent()  # its workers' cgroups go in our folder, removed at exit
-    other = second_judge.SecondJudge(grade_there)
+    other = second_judge.SecondJudge(grade_there, silent_after=given_up.silent_after(options))
     while (index := queue.take()) is not None:
         _grade_part(parts[index], session, options, deadline, here)
     in_order.add_all(other.rest())

@@ -20,7 +20,9 @@ import multiprocessing
 import os
 import pickle
 import select
+import signal
 import struct
+import time
 from collections.abc import Callable, Iterable
 
 from grader.results import ExerciseResult
@@ -60,13 +62,20 @@ class PartQueue:
 
 
 class SecondJudge:
-    """Runs `grade(send)` in a forked process, which calls `send` with each result."""
+    """Runs `grade(send)` in a forked process, which calls `send` with each result. Waiting for
+    the rest (`rest`), a second judge that sends nothing for `silent_after` seconds is hung:
+    it is killed, and what it took and never sent is the caller's to grade."""
 
-    def __init__(self, grade: Callable[[Callable[[ExerciseResult], None]], None]) -> None:
+    def __init__(self, grade: Callable[[Callable[[ExerciseResult], None]], None], *,
+                 silent_after: float | None = None) -> None:
         self.received: list[ExerciseResult] = []
         self.pid: int | None = None
         self.read: int | None = None
         self.buffer = b""
+        self.silent_after = silent_after
+        self.last_heard = time.monotonic()
+        self.ended = False  # it closed its end of the pipe
+        self.stopped = False  # killed as hung
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the second judge: grade, stream, and leave without any clean-up of
@@ -89,20 +98,34 @@ class SecondJudge:
         if self.read is None:
             return []
         arrived = []
-        while wait or select.select([self.read], [], [], 0)[0]:
+        while select.select([self.read], [], [], self._patience() if wait else 0)[0]:
             chunk = os.read(self.read, 1 << 16)
             if not chunk:
+                self.ended = True  # it closed the pipe: done, or dead
                 break
             self.buffer += chunk
             arrived += self._decode()
         return arrived
 
+    def _patience(self) -> float | None:
+        """How long to wait for the next bytes (None: as long as it takes)."""
+        if self.silent_after is None:
+            return None
+        return max(0.0, self.last_heard + self.silent_after - time.monotonic())
+
     def rest(self) -> list[ExerciseResult]:
         """Wait until the second judge is done: the results that arrived meanwhile. (Those it
-        never sent, because it failed, are the caller's to grade.)"""
+        never sent, because it failed or hung, are the caller's to grade.)"""
         if self.read is None:
             return []
         arrived = self._read(wait=True)
+        if not self.ended:  # silent for `silent_after`: hung
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                self.stopped = True
+            except ProcessLookupError:
+                pass
+            arrived += self._read(wait=False)
         os.close(self.read)
         self.read = None
         os.waitpid(self.pid, 0)
@@ -117,6 +140,7 @@ class SecondJudge:
             payload = self.buffer[_LENGTH.size:_LENGTH.size + size]
             self.buffer = self.buffer[_LENGTH.size + size:]
             results.append(pickle.loads(payload))
+            self.last_heard = time.monotonic()
         self.received += results
         return results
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader import pack, runner, sandbox, second_judge
+from grader import given_up, pack, runner, sandbox, second_judge
 from grader.results import ExerciseResult, SubmissionResult
 from grader.session import Reply, SubmissionSession
 from grader.spec import Exercise
@@ -126,13 +126,22 @@ def sends_one_then_exits(send: Callable[[ExerciseResult], None]) -> None:
     os._exit(3)
 
 
-@pytest.mark.parametrize("grade", [raises, sends_one_then_raises, sends_one_then_exits])
+def sends_one_then_hangs(send: Callable[[ExerciseResult], None]) -> None:
+    send(result("p.0", "graded there"))
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("grade", [raises, sends_one_then_raises, sends_one_then_exits,
+                                   sends_one_then_hangs])
 def test_a_failing_second_judge_returns_what_it_sent(grade: Callable) -> None:
-    judge = second_judge.SecondJudge(grade)
+    started = time.monotonic()
+    judge = second_judge.SecondJudge(grade, silent_after=2.0)
     assert judge.pid is not None and judge.pid != os.getpid()
     results = judge.rest()
     assert ids(results) == ([] if grade is raises else ["p.0"])
     assert ids(judge.received) == ids(results)
+    assert judge.stopped == (grade is sends_one_then_hangs)  # killed after 2 s of silence
+    assert time.monotonic() - started < 30
     assert judge.ready() == [] and judge.rest() == []  # closed and reaped
 
 
@@ -257,16 +266,17 @@ def test_two_pairs_grade_a_correct_submission_exactly_like_one(solutions_result,
 ONE_EACH = ("tensors.dot", "autograd.detached", "training.sgd_update", "networks.probabilities")
 
 
-@pytest.mark.parametrize("failure", ["raises", "exits"])
+@pytest.mark.parametrize("failure", ["raises", "exits", "hangs"])
 def test_parts_a_failing_second_judge_took_are_graded_here(buggy: Path, failure: str) -> None:
-    """The second judge takes a part, sends one result and dies: nothing is lost, nothing is
-    graded twice, and the results are the same as one pair's."""
+    """The second judge takes a part, sends one result and dies (or hangs, and is killed once
+    silent for `silent_after`): nothing is lost, nothing is graded twice, and the results are
+    the same as one pair's."""
     options = runner.Options(only=ONE_EACH)
     by_one = runner.grade_submission(buggy, options)
     real_init = second_judge.SecondJudge.__init__
     made: list[second_judge.SecondJudge] = []
 
-    def dying(self: second_judge.SecondJudge, grade: Callable) -> None:
+    def dying(self: second_judge.SecondJudge, grade: Callable, **kwargs: object) -> None:
         def grade_then_die(send: Callable[[ExerciseResult], None]) -> None:
             sent: list[ExerciseResult] = []
 
@@ -278,16 +288,20 @@ def test_parts_a_failing_second_judge_took_are_graded_here(buggy: Path, failure:
             grade(send_the_first_only)  # the rest of what it took is lost with it
             if failure == "exits":
                 os._exit(3)
+            if failure == "hangs":
+                time.sleep(600)
             raise RuntimeError("the second judge broke")
 
-        real_init(self, grade_then_die)
+        real_init(self, grade_then_die, **kwargs)
         made.append(self)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(second_judge.SecondJudge, "__init__", dying)
+        patch.setattr(given_up, "silent_after", lambda options: 3.0)
         by_two = runner.grade_submission(buggy, dataclasses.replace(options, pairs=2))
     [judge] = made
     assert len(judge.received) == 1  # it sent one result, then died
+    assert judge.stopped == (failure == "hangs")
     assert ids(by_two.exercises) == list(ONE_EACH)
     assert [comparable(ex) for ex in by_two.exercises] == \
         [comparable(ex) for ex in by_one.exercises]
