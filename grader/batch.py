@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from grader import given_up, runner, sandbox
-from grader.given_up import ATTEMPTS, infrastructure_error, result_shape
 from grader.results import SubmissionResult
 
 _ALIVE = "alive"  # a job's message after each exercise it finished
@@ -66,7 +65,7 @@ def grade_batch(folders: list[Path], options: runner.Options, jobs: int
     pool = _Pool(options, min(jobs, len(folders)))
     waiting = deque(range(len(folders)))
     failures = [0] * len(folders)
-    given_up: list[tuple[int, str]] = []  # failed twice: an error result once one shows its shape
+    abandoned: list[tuple[int, str]] = []  # failed twice: an error result once one shows its shape
     template: SubmissionResult | None = None
     try:
         while waiting or pool.busy():
@@ -79,15 +78,15 @@ def grade_batch(folders: list[Path], options: runner.Options, jobs: int
                     waiting.appendleft(outcome.index)
                 else:
                     failures[outcome.index] += 1
-                    if failures[outcome.index] < ATTEMPTS:
+                    if failures[outcome.index] < given_up.ATTEMPTS:
                         waiting.appendleft(outcome.index)
                     else:
-                        given_up.append((outcome.index, outcome.failure))
-            if given_up and (template is not None or not (waiting or pool.busy())):
-                template = template or result_shape(options)
-                for index, reason in given_up:
-                    yield infrastructure_error(template, folders[index], reason)
-                given_up.clear()
+                        abandoned.append((outcome.index, outcome.failure))
+            if abandoned and (template is not None or not (waiting or pool.busy())):
+                template = template or given_up.result_shape(options)
+                for index, reason in abandoned:
+                    yield given_up.infrastructure_error(template, folders[index], reason)
+                abandoned.clear()
     finally:
         pool.close()
 
@@ -100,6 +99,8 @@ class _Pool:
 
         self.options = options
         self.size = size
+        self.hung_seconds = given_up.hung_after(options)  # on one submission, in all
+        self.silent_seconds = given_up.silent_after(options)  # without finishing an exercise
         self.forked = "fork" in multiprocessing.get_all_start_methods()
         self.context = multiprocessing.get_context("fork" if self.forked else "spawn")
         # Every core busy with a job: one core per job (and its workers) keeps each job's
@@ -130,8 +131,8 @@ class _Pool:
                 job = self._start(len(self.jobs))
             job.index = waiting.popleft()
             now = time.monotonic()
-            job.hung_at = now + given_up.hung_after(self.options)
-            job.deadline = min(job.hung_at, now + given_up.silent_after(self.options))
+            job.hung_at = now + self.hung_seconds
+            job.deadline = min(job.hung_at, now + self.silent_seconds)
             try:
                 job.connection.send((job.index, folders[job.index]))
             except OSError:
@@ -168,17 +169,16 @@ class _Pool:
                                         f"{job.process.exitcode})")
                     continue
                 if message == _ALIVE:  # it finished an exercise
-                    job.deadline = min(job.hung_at, time.monotonic()
-                                       + given_up.silent_after(self.options))
+                    job.deadline = min(job.hung_at, time.monotonic() + self.silent_seconds)
                     continue
                 index, result, error = message
                 job.index = None
                 outcomes.append(_Outcome(index, result, error))
             elif time.monotonic() > job.deadline:
                 failed[job.slot] = (
-                    f"its judge did not finish within {given_up.hung_after(self.options):g} s"
-                    if time.monotonic() > job.hung_at else "its judge finished no exercise for "
-                    f"{given_up.silent_after(self.options):g} s")
+                    f"its judge did not finish within {self.hung_seconds:g} s"
+                    if time.monotonic() > job.hung_at else
+                    f"its judge finished no exercise for {self.silent_seconds:g} s")
         if failed:
             outcomes += self._stop_all(failed)
         return outcomes

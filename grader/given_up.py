@@ -2,10 +2,9 @@
 
 Both ways of grading a class, the local batch (`grader.batch`) and a Dask cluster
 (`grader.cluster.client`), grade a submission again once when the infrastructure cut its
-grading short (a judge process died or hung past `hung_after`, a Dask worker died), and after
-a second failure
-give it this result: every exercise `error`, 0 points, and why. Never a silent 0, never a lost
-submission.
+grading short (a judge process died, or hung: `hung_after`, `silent_after`; a Dask worker
+died), and after a second failure give it this result: every exercise `error`, 0 points, and
+why. Never a silent 0, never a lost submission.
 """
 
 from __future__ import annotations

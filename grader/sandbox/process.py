@@ -175,6 +175,7 @@ class Worker:
         pin_worker(self.pid)
         self.to_worker = to_worker_write
         self.from_worker = from_worker_read
+        os.set_blocking(from_worker_read, False)  # replies are read under their deadline
         self.starts += 1
         reply = self.request({"op": "hello"}, timeout=STARTUP_SECONDS)
         self.isolation = reply.get("isolation", {})
